@@ -1,0 +1,304 @@
+"""One Settings object, read once from the environment and passed explicitly.
+
+Each field records the environment variable it comes from, its default and its unit, so
+the README table and ``spot-controller config`` are generated from the same source.
+Durations are seconds and named ``*_s``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from controller.errors import ConfigError
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///spot-controller.db"
+DEFAULT_CVM_ENDPOINT = "https://cvm.tencentcloudapi.com"
+DEFAULT_RATE_LIMITS = {
+    "RunInstances": 10.0,
+    "TerminateInstances": 10.0,
+    "DescribeInstances": 40.0,
+    "DescribeInstancesStatus": 40.0,
+}
+# Simulator credentials when none are configured, documented in the README; never valid on Tencent.
+SIMULATOR_SECRET_ID = "AKIDsimulator00000000000000000000000"
+SIMULATOR_SECRET_KEY = "simulator-secret-key-not-for-production"
+
+
+class Secret:
+    """A string that never shows itself in reprs, logs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('**********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def _setting(env: str, default: Any, doc: str, unit: str = "") -> Any:
+    meta = {"env": env, "doc": doc, "unit": unit}
+    if isinstance(default, dict):
+        return field(default_factory=lambda: MappingProxyType(dict(default)), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = _setting(
+        "SPOT_CONTROLLER_DATABASE_URL",
+        DEFAULT_DATABASE_URL,
+        "SQLAlchemy URL of the desired-state store; sqlite:/// and postgresql:// are accepted "
+        "and given their async drivers",
+    )
+    cluster: str = _setting(
+        "SPOT_CONTROLLER_CLUSTER",
+        "default",
+        "Name tagged on every instance (spot-controller:cluster); controllers with other "
+        "names never touch these instances",
+    )
+    cvm_endpoint: str = _setting(
+        "SPOT_CONTROLLER_CVM_ENDPOINT",
+        DEFAULT_CVM_ENDPOINT,
+        "CVM API endpoint; http://127.0.0.1:9000 for a local simulator",
+    )
+    secret_id: Secret = _setting(
+        "TENCENTCLOUD_SECRET_ID", Secret(""), "Tencent Cloud SecretId (never logged)"
+    )
+    secret_key: Secret = _setting(
+        "TENCENTCLOUD_SECRET_KEY", Secret(""), "Tencent Cloud SecretKey (never logged)"
+    )
+    session_token: Secret = _setting(
+        "TENCENTCLOUD_SESSION_TOKEN",
+        Secret(""),
+        "Session token of temporary credentials, sent as X-TC-Token (never logged)",
+    )
+    region: str = _setting("TENCENTCLOUD_REGION", "ap-guangzhou", "Tencent Cloud region")
+    cvm_connect_timeout_s: float = _setting(
+        "SPOT_CONTROLLER_CVM_CONNECT_TIMEOUT_S", 5.0, "Connect timeout of a CVM call", "s"
+    )
+    cvm_timeout_s: float = _setting(
+        "SPOT_CONTROLLER_CVM_TIMEOUT_S", 30.0, "Read timeout of a CVM call", "s"
+    )
+    cvm_max_attempts: int = _setting(
+        "SPOT_CONTROLLER_CVM_MAX_ATTEMPTS",
+        4,
+        "Attempts per call for transient faults and throttling (same ClientToken for launches)",
+        "calls",
+    )
+    cvm_retry_base_s: float = _setting(
+        "SPOT_CONTROLLER_CVM_RETRY_BASE_S", 0.2, "First retry backoff cap (full jitter)", "s"
+    )
+    cvm_retry_max_s: float = _setting(
+        "SPOT_CONTROLLER_CVM_RETRY_MAX_S", 5.0, "Largest retry backoff cap", "s"
+    )
+    rate_limits: Mapping[str, float] = _setting(
+        "SPOT_CONTROLLER_RATE_LIMITS",
+        DEFAULT_RATE_LIMITS,
+        "Client-side calls per second per action, shared by the process, as "
+        "Action=rate,...; actions not named keep Tencent's defaults",
+        "calls/s",
+    )
+    max_inflight_calls: int = _setting(
+        "SPOT_CONTROLLER_MAX_INFLIGHT_CALLS", 32, "Cap on concurrent CVM calls", "calls"
+    )
+    launch_batch_max: int = _setting(
+        "SPOT_CONTROLLER_LAUNCH_BATCH_MAX",
+        100,
+        "Largest InstanceCount of one RunInstances call",
+        "instances",
+    )
+    poll_interval_s: float = _setting(
+        "SPOT_CONTROLLER_POLL_INTERVAL_S",
+        1.0,
+        "How often the daemon reads compute_environments for changes",
+        "s",
+    )
+    resync_interval_s: float = _setting(
+        "SPOT_CONTROLLER_RESYNC_INTERVAL_S",
+        10.0,
+        "How often the daemon sweeps DescribeInstances when nothing is in flight",
+        "s",
+    )
+    launch_timeout_s: float = _setting(
+        "SPOT_CONTROLLER_LAUNCH_TIMEOUT_S",
+        300.0,
+        "An instance PENDING longer than this counts as failed and is replaced",
+        "s",
+    )
+    orphan_grace_s: float = _setting(
+        "SPOT_CONTROLLER_ORPHAN_GRACE_S",
+        30.0,
+        "A tagged instance with no live environment is terminated after this long",
+        "s",
+    )
+    backoff_base_s: float = _setting(
+        "SPOT_CONTROLLER_BACKOFF_BASE_S",
+        5.0,
+        "First backoff of a pool after a capacity or price failure",
+        "s",
+    )
+    backoff_max_s: float = _setting(
+        "SPOT_CONTROLLER_BACKOFF_MAX_S", 300.0, "Largest backoff of a pool", "s"
+    )
+    error_retry_s: float = _setting(
+        "SPOT_CONTROLLER_ERROR_RETRY_S",
+        300.0,
+        "Retry interval of an environment in ERROR (quota, authentication, invalid spec)",
+        "s",
+    )
+    heartbeat_interval_s: float = _setting(
+        "SPOT_CONTROLLER_HEARTBEAT_INTERVAL_S", 60.0, "Interval of the heartbeat log line", "s"
+    )
+    shutdown_deadline_s: float = _setting(
+        "SPOT_CONTROLLER_SHUTDOWN_DEADLINE_S",
+        20.0,
+        "Hard deadline for a graceful shutdown after SIGTERM/SIGINT",
+        "s",
+    )
+    migrate_on_start: bool = _setting(
+        "SPOT_CONTROLLER_MIGRATE_ON_START",
+        True,
+        "Apply database migrations when the daemon starts",
+    )
+    http_addr: str = _setting(
+        "SPOT_CONTROLLER_HTTP_ADDR",
+        "",
+        "host:port of the health and metrics listener; empty means off",
+    )
+    log_format: str = _setting(
+        "SPOT_CONTROLLER_LOG_FORMAT",
+        "auto",
+        "auto (JSON when stdout is not a terminal, console when it is), json or console",
+    )
+    log_level: str = _setting(
+        "SPOT_CONTROLLER_LOG_LEVEL", "info", "debug, info, warning or error"
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read every setting from ``environ`` (default ``os.environ``).
+
+        Raises :class:`ConfigError` naming the variable and the rule for a malformed value.
+        """
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(f.metadata["env"])
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f, raw)
+        values.update(overrides)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        positive = [
+            f.name
+            for f in dataclasses.fields(self)
+            if f.type in ("float", "int") and f.name != "cvm_max_attempts"
+        ]
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{_env_of(name)}: must be greater than 0")
+        if self.cvm_max_attempts < 1:
+            raise ConfigError(f"{_env_of('cvm_max_attempts')}: must be at least 1")
+        if not 1 <= self.launch_batch_max <= 500:
+            raise ConfigError(f"{_env_of('launch_batch_max')}: must be between 1 and 500")
+        if self.log_format not in ("auto", "json", "console"):
+            raise ConfigError(f"{_env_of('log_format')}: must be auto, json or console")
+        if self.log_level not in ("debug", "info", "warning", "error"):
+            raise ConfigError(f"{_env_of('log_level')}: must be debug, info, warning or error")
+        if not self.cluster or len(self.cluster) > 63:
+            raise ConfigError(f"{_env_of('cluster')}: must be 1 to 63 characters")
+        if not self.cvm_endpoint.startswith(("http://", "https://")):
+            raise ConfigError(f"{_env_of('cvm_endpoint')}: must start with http:// or https://")
+        if self.http_addr:
+            host, sep, port = self.http_addr.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ConfigError(f"{_env_of('http_addr')}: must be host:port, e.g. 127.0.0.1:8080")
+
+    def describe(self) -> list[dict[str, str]]:
+        """Every setting with its variable, current value (secrets masked), unit and meaning."""
+        rows = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Mapping):
+                shown = ",".join(f"{k}={v:g}" for k, v in value.items())
+            else:
+                shown = str(value)
+            rows.append(
+                {"env": f.metadata["env"], "value": shown, "unit": f.metadata["unit"],
+                 "doc": f.metadata["doc"]}
+            )
+        return rows
+
+
+def _env_of(name: str) -> str:
+    return str(Settings.__dataclass_fields__[name].metadata["env"])
+
+
+def _parse(f: dataclasses.Field[Any], raw: str) -> Any:
+    env = f.metadata["env"]
+    kind = f.type
+    try:
+        if kind == "Secret":
+            return Secret(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "bool":
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if kind == "Mapping[str, float]":
+            return parse_rate_limits(raw)
+    except ValueError:
+        expected = {
+            "float": "a number",
+            "int": "a whole number",
+            "bool": "true or false",
+            "Mapping[str, float]": "Action=rate pairs separated by commas",
+        }[str(kind)]
+        raise ConfigError(f"{env}: expected {expected}, got {raw!r}") from None
+    return raw.strip()
+
+
+def parse_rate_limits(raw: str) -> dict[str, float]:
+    """``RunInstances=10,DescribeInstances=40`` on top of Tencent's defaults."""
+    limits = dict(DEFAULT_RATE_LIMITS)
+    for part in raw.split(","):
+        if not part.strip():
+            continue
+        action, sep, rate = part.partition("=")
+        if not sep or not action.strip():
+            raise ValueError(part)
+        value = float(rate)
+        if value <= 0:
+            raise ValueError(part)
+        limits[action.strip()] = value
+    return limits
