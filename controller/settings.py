@@ -190,9 +190,7 @@ class Settings:
         "auto",
         "auto (JSON when stdout is not a terminal, console when it is), json or console",
     )
-    log_level: str = _setting(
-        "SPOT_CONTROLLER_LOG_LEVEL", "info", "debug, info, warning or error"
-    )
+    log_level: str = _setting("SPOT_CONTROLLER_LOG_LEVEL", "info", "debug, info, warning or error")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -248,8 +246,12 @@ class Settings:
             else:
                 shown = str(value)
             rows.append(
-                {"env": f.metadata["env"], "value": shown, "unit": f.metadata["unit"],
-                 "doc": f.metadata["doc"]}
+                {
+                    "env": f.metadata["env"],
+                    "value": shown,
+                    "unit": f.metadata["unit"],
+                    "doc": f.metadata["doc"],
+                }
             )
         return rows
 

@@ -1,0 +1,180 @@
+"""``spot-controller run``: the long-lived daemon around the reconciler.
+
+One task group at the top; SIGTERM/SIGINT stop intake, in-flight calls finish and their results
+are recorded, and a hard deadline bounds the shutdown. If any supervised task dies, the daemon
+says so and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import IO
+
+import anyio
+
+from controller import __version__
+from controller.cloud.client import CvmClient
+from controller.errors import ConfigError
+from controller.logs import get_logger
+from controller.model import NodeState
+from controller.reconciler import Reconciler
+from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY, Secret, Settings
+from controller.store.database import describe_url, normalise_url
+from controller.store.store import Store
+
+log = get_logger()
+
+DEMO_ENVIRONMENT = {
+    "name": "demo",
+    "zone": "ap-guangzhou-3",
+    "instance_type": "S2.MEDIUM4",
+    "image_id": "img-pmqg1cw7",
+    "max_price": "0.60",
+    "desired_count": 3,
+}
+
+
+@contextmanager
+def sqlite_single_daemon_lock(database_url: str) -> Iterator[None]:
+    """SQLite has no row locks to share work: a second daemon on the same file must not start."""
+    url = normalise_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        yield
+        return
+    lock_path = Path(url.database).resolve().with_name(Path(url.database).name + ".lock")
+    handle: IO[str] = open(lock_path, "a+")  # noqa: SIM115 - held for the daemon's lifetime
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ConfigError(
+                f"another spot-controller daemon ({holder}) is already running on "
+                f"{url.database}; SQLite supports one daemon. Stop it, or use PostgreSQL "
+                "for several replicas"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def simulator_settings(settings: Settings, endpoint: str) -> Settings:
+    """Point the client at a local simulator; use its documented credentials if none are set."""
+    secret_id = settings.secret_id if settings.secret_id else Secret(SIMULATOR_SECRET_ID)
+    secret_key = settings.secret_key if settings.secret_key else Secret(SIMULATOR_SECRET_KEY)
+    return dataclasses.replace(
+        settings, cvm_endpoint=endpoint, secret_id=secret_id, secret_key=secret_key
+    )
+
+
+async def run_daemon(
+    settings: Settings, *, simulate: bool = False, simulator_port: int = 9000
+) -> int:
+    with ExitStack() as stack:
+        stack.enter_context(sqlite_single_daemon_lock(settings.database_url))
+        log.info(
+            "daemon_starting",
+            version=__version__,
+            cluster=settings.cluster,
+            database=describe_url(normalise_url(settings.database_url)),
+            region=settings.region,
+            simulate=simulate,
+        )
+        store = await Store.open(settings.database_url, migrate_schema=settings.migrate_on_start)
+        try:
+            if simulate:
+                from controller.simulator import Simulator, SimulatorConfig
+                from controller.simulator.server import background_server
+
+                config = SimulatorConfig.default()
+                if settings.secret_id and settings.secret_key:
+                    config = dataclasses.replace(
+                        config,
+                        secret_id=settings.secret_id.reveal(),
+                        secret_key=settings.secret_key.reveal(),
+                    )
+                sim = Simulator(config, seed=None)
+                base_url = stack.enter_context(
+                    background_server(sim, host="127.0.0.1", port=simulator_port)
+                )
+                settings = simulator_settings(settings, base_url)
+                log.info("simulator_started", endpoint=base_url, admin=f"{base_url}/_sim/instances")
+                if not await store.list_environments():
+                    env = await store.create_environment(DEMO_ENVIRONMENT, settings.region)
+                    log.info(
+                        "demo_environment_created",
+                        env=env["name"],
+                        env_id=env["id"],
+                        desired=env["desired_count"],
+                    )
+            elif not settings.secret_id or not settings.secret_key:
+                raise ConfigError(
+                    "TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY must be set "
+                    "(or run with --simulate)"
+                )
+            return await _supervise(settings, store)
+        finally:
+            await store.close()
+
+
+async def _supervise(settings: Settings, store: Store) -> int:
+    async with CvmClient(settings) as client:
+        reconciler = Reconciler(settings, store, client)
+        await reconciler.load()
+        stop = anyio.Event()
+        log.info(
+            "daemon_started",
+            endpoint=settings.cvm_endpoint,
+            cluster=settings.cluster,
+            poll_interval_s=settings.poll_interval_s,
+            resync_interval_s=settings.resync_interval_s,
+        )
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_watch_signals, stop, tg.cancel_scope, settings.shutdown_deadline_s)
+            tg.start_soon(_heartbeat, reconciler, settings.heartbeat_interval_s)
+            await reconciler.run(stop=stop)
+            tg.cancel_scope.cancel()
+        log.info("daemon_stopped", passes=reconciler.health.passes)
+        return 0
+
+
+async def _watch_signals(stop: anyio.Event, scope: anyio.CancelScope, deadline_s: float) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            log.info("daemon_stopping", signal=signal.Signals(signum).name, deadline_s=deadline_s)
+            stop.set()
+            break
+    await anyio.sleep(deadline_s)
+    log.warning("shutdown_deadline_reached", deadline_s=deadline_s)
+    scope.cancel()
+
+
+async def _heartbeat(reconciler: Reconciler, interval_s: float) -> None:
+    while True:
+        await anyio.sleep(interval_s)
+        h = reconciler.health
+        now = anyio.current_time()
+        nodes = reconciler.nodes.values()
+        log.info(
+            "heartbeat",
+            passes=h.passes,
+            environments=len(reconciler.specs),
+            invalid_environments=len(reconciler.invalid),
+            running=sum(n.state == NodeState.RUNNING for n in nodes),
+            pending=sum(n.state == NodeState.CREATING for n in nodes),
+            launching=sum(n.state == NodeState.SUBMITTED for n in nodes),
+            last_pass_age_s=round(now - h.last_pass_at, 1) if h.last_pass_at else None,
+            last_sweep_age_s=round(now - h.last_sweep_at, 1) if h.last_sweep_at else None,
+            store_ok=h.store_ok,
+        )

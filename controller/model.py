@@ -1,0 +1,84 @@
+"""The records the reconciler keeps: compute nodes and launches. Plain data, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from controller.cloud.models import LaunchRequest
+from controller.spec import Pool
+
+ENV_TAG = "spot-controller:env"
+CLUSTER_TAG = "spot-controller:cluster"
+TOKEN_TAG = "spot-controller:launch"
+
+
+class NodeState(StrEnum):
+    SUBMITTED = "SUBMITTED"  # intent recorded, RunInstances not answered yet
+    CREATING = "CREATING"  # instance exists, PENDING (or not visible yet)
+    RUNNING = "RUNNING"
+    DELETING = "DELETING"  # terminate decided; gone once the cloud agrees
+    ENDED = "ENDED"  # history only; end_reason says why
+
+
+class EndReason(StrEnum):
+    INTERRUPTED = "interrupted"  # spot reclaim
+    RELEASED = "released"  # terminated outside the controller
+    SCALE_IN = "scale_in"
+    ENV_DELETED = "env_deleted"
+    LAUNCH_FAILED = "launch_failed"  # RunInstances refused, or LAUNCH_FAILED state
+    LAUNCH_TIMEOUT = "launch_timeout"  # PENDING (or invisible) past the launch timeout
+    ORPHAN = "orphan"
+
+
+ALIVE_STATES = (NodeState.CREATING, NodeState.RUNNING)
+# Cloud states in which TerminateInstances is accepted.
+TERMINABLE_CLOUD_STATES = frozenset(
+    {"RUNNING", "LAUNCH_FAILED", "STOPPED", "STOPPING", "STARTING", "REBOOTING", "SHUTDOWN"}
+)
+GOING_CLOUD_STATES = frozenset({"TERMINATING", "SHUTDOWN"})
+UNHEALTHY_CLOUD_STATES = frozenset({"LAUNCH_FAILED", "STOPPED", "STOPPING", "SHUTDOWN"})
+
+
+@dataclass
+class Node:
+    """One instance the controller launched or adopted (a row of ``compute_nodes``)."""
+
+    id: str
+    env_id: str
+    state: NodeState
+    zone: str
+    instance_type: str
+    created_at: datetime
+    instance_id: str | None = None
+    launch_token: str | None = None
+    max_price: str = ""
+    origin: str = "LAUNCHED"
+    launched_at: datetime | None = None
+    running_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    cloud_state: str | None = None
+    ended_at: datetime | None = None
+    end_reason: str | None = None
+    end_detail: str | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.state in ALIVE_STATES
+
+    @property
+    def pool(self) -> Pool:
+        return Pool(self.zone, self.instance_type)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """The durable intent of one RunInstances call (a row of ``launches``)."""
+
+    client_token: str
+    env_id: str
+    pool: Pool
+    count: int
+    request: LaunchRequest
+    created_at: datetime

@@ -1,0 +1,859 @@
+"""The reconcile loop: observe -> plan -> record intent -> act -> record result.
+
+It holds the records of live nodes and unresolved launches in memory (loaded from the store at
+start, written through on every change), so a pass reads only the environment rows from the
+database. All decisions are made by :func:`controller.planner.plan`; this module carries them
+out and keeps the durable record ahead of every action that costs money.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from controller import planner
+from controller.backoff import Block, next_block
+from controller.cloud.client import CvmClient
+from controller.cloud.models import LaunchRequest
+from controller.errors import (
+    AuthError,
+    CapacityError,
+    CloudError,
+    InstanceNotFound,
+    InvalidSpec,
+    OperationRejected,
+    PriceTooLow,
+    QuotaExceeded,
+    SpotControllerError,
+    StoreError,
+    Throttled,
+    TransientError,
+    ValidationFailed,
+)
+from controller.ids import new_node_id
+from controller.logs import get_logger
+from controller.model import CLUSTER_TAG, ENV_TAG, TOKEN_TAG, EndReason, Launch, Node, NodeState
+from controller.planner import EnvStatus, Observation, Plan, Policy, Snapshot, StatusReport
+from controller.settings import Settings
+from controller.spec import EnvironmentSpec, Pool, parse_environment
+from controller.store.store import CREATE_NODE, TERMINATE_NODE, ActivityRecord, Store
+
+log = get_logger()
+
+RECENTLY_ENDED_TTL_S = 600.0
+ACTIVE_SWEEP_INTERVAL_S = 2.0
+
+# What each kind of node change means for the node's activities.
+_END_CAUSES = {
+    EndReason.INTERRUPTED: "spot instance reclaimed",
+    EndReason.RELEASED: "instance released outside the controller",
+    EndReason.SCALE_IN: "scale in",
+    EndReason.ENV_DELETED: "environment deleted",
+    EndReason.LAUNCH_FAILED: "instance failed to launch",
+    EndReason.LAUNCH_TIMEOUT: "instance did not start within the launch timeout",
+    EndReason.ORPHAN: "tagged instance of an environment that no longer exists",
+}
+
+
+def client_token(env_id: str, request_fields: Mapping[str, Any], nonce: str) -> str:
+    """A ClientToken derived from the exact request: a changed parameter gets a new token."""
+    digest = hashlib.sha256(
+        json.dumps({"request": request_fields, "nonce": nonce}, sort_keys=True).encode()
+    ).hexdigest()
+    return f"{env_id}-{digest[:40]}"
+
+
+@dataclass
+class Health:
+    """What the heartbeat, health endpoint and status views read."""
+
+    started_at: float = 0.0
+    last_pass_at: float | None = None
+    last_sweep_at: float | None = None
+    passes: int = 0
+    observed: bool = False
+    store_ok: bool = True
+    last_error: str = ""
+
+
+class Reconciler:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        client: CvmClient,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.client = client
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.policy = Policy(
+            launch_batch_max=settings.launch_batch_max,
+            launch_timeout_s=settings.launch_timeout_s,
+            orphan_grace_s=settings.orphan_grace_s,
+            visibility_grace_s=max(60.0, 2 * settings.resync_interval_s),
+            terminate_retry_s=max(10.0, settings.resync_interval_s),
+        )
+        self.nodes: dict[str, Node] = {}
+        self.launches: dict[str, Launch] = {}
+        self.launches_in_flight: set[str] = set()
+        self.terminating_in_flight: set[str] = set()
+        self.terminate_requested: dict[str, datetime] = {}
+        self.recently_ended: dict[str, datetime] = {}
+        self.blocks: dict[tuple[str | None, Pool], Block] = {}
+        self.holds: dict[str, Block] = {}
+        self.observation: Observation | None = None
+        self.observation_fresh = False
+        self.env_names: dict[str, str] = {}
+        self.specs: dict[str, EnvironmentSpec] = {}
+        self.invalid: dict[str, str] = {}
+        self.invalid_logged: dict[str, str] = {}
+        self.last_status: dict[str, tuple[Any, ...]] = {}
+        self.last_status_write: dict[str, float] = {}
+        self.health = Health()
+        self.wakeup = anyio.Event()
+        self._tg: TaskGroup | None = None
+
+    # ----- lifecycle ----------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Read the durable records: live nodes and unresolved launches."""
+        self.nodes = {n.id: n for n in await self.store.load_live_nodes()}
+        self.launches = {la.client_token: la for la in await self.store.load_pending_launches()}
+        log.info("state_loaded", nodes=len(self.nodes), pending_launches=len(self.launches))
+
+    async def run(self, *, stop: anyio.Event | None = None) -> None:
+        """Run sweeps and passes until ``stop`` is set; in-flight calls finish before return."""
+        self.health.started_at = anyio.current_time()
+        stop = stop or anyio.Event()
+        async with anyio.create_task_group() as actions:
+            self._tg = actions
+            async with anyio.create_task_group() as loops:
+                loops.start_soon(self._sweep_loop, stop)
+                loops.start_soon(self._pass_loop, stop)
+                await stop.wait()
+                loops.cancel_scope.cancel()
+            # Launch and terminate calls already sent are let finish (bounded by the client's
+            # timeouts) so their results are recorded; the daemon's shutdown deadline caps this.
+        self._tg = None
+
+    def _wake(self) -> None:
+        self.wakeup.set()
+
+    # ----- observation --------------------------------------------------------------------
+
+    def _busy(self) -> bool:
+        return bool(self.launches) or any(
+            n.state in (NodeState.CREATING, NodeState.DELETING) for n in self.nodes.values()
+        )
+
+    async def _sweep_loop(self, stop: anyio.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            started = anyio.current_time()
+            try:
+                await self.sweep()
+                failures = 0
+            except CloudError as exc:
+                failures += 1
+                self.health.last_error = str(exc)
+                log.warning(
+                    "sweep_failed",
+                    reason=_reason_class(exc),
+                    code=exc.code,
+                    request_id=exc.request_id,
+                    failures=failures,
+                )
+                if isinstance(exc, AuthError):
+                    self._hold_all(exc)
+            interval = ACTIVE_SWEEP_INTERVAL_S if self._busy() else self.settings.resync_interval_s
+            if failures:
+                interval = min(
+                    self.settings.backoff_max_s,
+                    self.settings.poll_interval_s * 2 ** min(failures, 8),
+                )
+            await _sleep_until(started + interval, stop)
+
+    async def sweep(self) -> Observation:
+        """One paged DescribeInstances over this cluster's tag; the planner's only view."""
+        started_at = self.clock()
+        instances = await self.client.describe_instances(
+            filters={f"tag:{CLUSTER_TAG}": [self.settings.cluster]}
+        )
+        obs = Observation({i.instance_id: i for i in instances}, started_at)
+        self.observation = obs
+        self.observation_fresh = True
+        self.health.last_sweep_at = anyio.current_time()
+        if not self.health.observed:
+            log.info("first_observation", instances=len(instances))
+        self.health.observed = True
+        self._wake()
+        return obs
+
+    # ----- the pass -----------------------------------------------------------------------
+
+    async def _pass_loop(self, stop: anyio.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            started = anyio.current_time()
+            try:
+                await self.run_pass()
+                failures = 0
+                self.health.store_ok = True
+            except StoreError as exc:
+                failures += 1
+                self.health.store_ok = False
+                self.health.last_error = str(exc)
+                log.error("pass_failed", reason="store", error=str(exc), failures=failures)
+            delay = self.settings.poll_interval_s
+            if failures:
+                delay = min(30.0, self.settings.poll_interval_s * 2 ** min(failures, 5))
+            self.wakeup = anyio.Event()
+            with anyio.move_on_after(max(0.0, started + delay - anyio.current_time())):
+                await self.wakeup.wait()
+                # Coalesce bursts of wake-ups (many launches finishing) into one pass.
+                await anyio.sleep(min(0.05, self.settings.poll_interval_s))
+
+    async def run_pass(self) -> Plan | None:
+        now = self.clock()
+        rows = await self.store.load_environment_rows()
+        self._load_specs(rows)
+        self._expire(now)
+        self.health.passes += 1
+        if self.observation is None:
+            return None  # never act on a partial view: wait for the first full sweep
+        obs = self.observation if self.observation_fresh else None
+        self.observation_fresh = False
+        snap = Snapshot(
+            now=now,
+            environments=self.specs,
+            invalid=self.invalid,
+            nodes=[n for n in self.nodes.values() if n.state != NodeState.ENDED],
+            launches=list(self.launches.values()),
+            launches_in_flight=frozenset(self.launches_in_flight),
+            observation=obs,
+            blocks=self.blocks,
+            holds=self.holds,
+            recently_ended=frozenset(self.recently_ended),
+            terminate_requested=self.terminate_requested,
+            policy=self.policy,
+        )
+        plan = planner.plan(snap)
+        await self._apply(plan, obs, now)
+        self.health.last_pass_at = anyio.current_time()
+        return plan
+
+    def _load_specs(self, rows: list[dict[str, Any]]) -> None:
+        specs: dict[str, EnvironmentSpec] = {}
+        invalid: dict[str, str] = {}
+        for row in rows:
+            self.env_names[row["id"]] = row["name"]
+            try:
+                specs[row["id"]] = parse_environment(row, self.settings.region)
+            except ValidationFailed as exc:
+                invalid[row["id"]] = f"invalid {exc.field}: {exc.rule}"
+        for env_id, reason in invalid.items():
+            if env_id not in self.invalid_logged or self.invalid_logged[env_id] != reason:
+                log.warning("env_invalid", env=self.env_names[env_id], env_id=env_id, reason=reason)
+        self.invalid_logged = dict(invalid)
+        self.specs = specs
+        self.invalid = invalid
+
+    def _expire(self, now: datetime) -> None:
+        cutoff = now - timedelta(seconds=RECENTLY_ENDED_TTL_S)
+        self.recently_ended = {i: t for i, t in self.recently_ended.items() if t > cutoff}
+        self.terminate_requested = {i: t for i, t in self.terminate_requested.items() if t > cutoff}
+        self.blocks = {
+            k: b
+            for k, b in self.blocks.items()
+            if b.active(now) or b.until > now - timedelta(hours=1)
+        }
+
+    # ----- carrying out a plan ------------------------------------------------------------
+
+    async def _apply(self, plan: Plan, obs: Observation | None, now: datetime) -> None:
+        changed: dict[str, Node] = {}
+        new_nodes: list[Node] = []
+        new_acts: list[ActivityRecord] = []
+        finished: list[tuple[str, str, str, str]] = []
+        if obs is not None:
+            for node in self.nodes.values():
+                if node.instance_id and node.instance_id in obs.instances:
+                    first = node.last_seen_at is None
+                    node.last_seen_at = now
+                    if first:
+                        changed[node.id] = node
+        for ch in plan.node_changes:
+            node = self.nodes.get(ch.node_id)
+            if node is None:
+                continue
+            self._change_node(node, ch, now, new_acts, finished)
+            changed[node.id] = node
+        for adoption in plan.adoptions:
+            node = self._adopt(adoption, now, new_acts)
+            new_nodes.append(node)
+        for order in plan.terminations:
+            if order.env_id is None:
+                for iid in order.instance_ids:
+                    node = self._orphan_node(iid, obs, now, new_acts)
+                    new_nodes.append(node)
+        for res in plan.resolutions:
+            launch = self.launches.get(res.client_token)
+            if launch is not None:
+                log.info(
+                    "launch_resolved_from_tags",
+                    env_id=launch.env_id,
+                    client_token=launch.client_token,
+                    instance_ids=list(res.instance_ids),
+                )
+                await self._launch_succeeded(launch, res.instance_ids, None)
+        await self.store.record_changes(
+            new_nodes=new_nodes,
+            changed_nodes=list(changed.values()),
+            new_activities=new_acts,
+            finished_activities=finished,
+            now=now,
+        )
+        for node in list(self.nodes.values()):
+            if node.state == NodeState.ENDED:
+                del self.nodes[node.id]
+        for launch in plan.resends:
+            self._spawn(self._send_launch, launch, True)
+        for order in plan.launches:
+            await self._start_launch(order, now)
+        for order in plan.terminations:
+            ids = [i for i in order.instance_ids if i not in self.terminating_in_flight]
+            if ids:
+                self.terminating_in_flight.update(ids)
+                self._spawn(self._terminate, ids, order.reason)
+        await self._record_statuses(plan.statuses, now)
+
+    def _change_node(
+        self,
+        node: Node,
+        ch: planner.NodeChange,
+        now: datetime,
+        acts: list[ActivityRecord],
+        finished: list[tuple[str, str, str, str]],
+    ) -> None:
+        previous = node.state
+        node.state = ch.state
+        if ch.cloud_state is not None or ch.state == NodeState.ENDED:
+            node.cloud_state = ch.cloud_state if ch.cloud_state is not None else node.cloud_state
+        if ch.end_reason is not None:
+            node.end_reason = ch.end_reason.value
+            node.end_detail = ch.detail
+        name = self.env_names.get(node.env_id, "")
+        fields = {
+            "env": name,
+            "env_id": node.env_id,
+            "instance_ids": [node.instance_id],
+            "node_id": node.id,
+        }
+        if ch.state == NodeState.RUNNING and previous != NodeState.RUNNING:
+            node.running_at = now
+            finished.append((node.id, CREATE_NODE, "SUCCEED", "instance RUNNING"))
+            log.info("instance_running", **fields)
+        elif ch.event == "instance_observed":
+            log.debug("instance_observed", cloud_state=ch.cloud_state, **fields)
+        elif ch.state == NodeState.DELETING and previous != NodeState.DELETING:
+            reason = ch.end_reason or EndReason.SCALE_IN
+            if reason in (EndReason.LAUNCH_FAILED, EndReason.LAUNCH_TIMEOUT):
+                finished.append((node.id, CREATE_NODE, "FAILED", ch.detail))
+            acts.append(
+                ActivityRecord(
+                    node.env_id,
+                    TERMINATE_NODE,
+                    "PROCESSING",
+                    f"{_END_CAUSES[reason]}: {ch.detail}",
+                    node_id=node.id,
+                    instance_id=node.instance_id,
+                )
+            )
+            log.info(ch.event, reason=reason.value, detail=ch.detail, **fields)
+        elif ch.state == NodeState.ENDED:
+            node.ended_at = now
+            if node.instance_id:
+                self.recently_ended[node.instance_id] = now
+            reason = EndReason(node.end_reason) if node.end_reason else EndReason.RELEASED
+            if previous == NodeState.DELETING:
+                finished.append((node.id, TERMINATE_NODE, "SUCCEED", "instance gone"))
+                log.info("instance_terminated", reason=reason.value, **fields)
+            else:
+                ok = "SUCCEED" if node.running_at else "FAILED"
+                finished.append(
+                    (node.id, CREATE_NODE, ok, ch.detail if ok == "FAILED" else "instance RUNNING")
+                )
+                acts.append(
+                    ActivityRecord(
+                        node.env_id,
+                        TERMINATE_NODE,
+                        "SUCCEED",
+                        f"{_END_CAUSES[reason]}: {ch.detail}",
+                        node_id=node.id,
+                        instance_id=node.instance_id,
+                        state_reason="instance gone",
+                        ended=True,
+                    )
+                )
+                log.warning(ch.event, reason=reason.value, detail=ch.detail, **fields)
+
+    def _adopt(self, adoption: planner.Adoption, now: datetime, acts: list[ActivityRecord]) -> Node:
+        inst = adoption.instance
+        state = NodeState.RUNNING if inst.state == "RUNNING" else NodeState.CREATING
+        node = Node(
+            id=new_node_id(),
+            env_id=adoption.env_id,
+            state=state,
+            zone=inst.zone,
+            instance_type=inst.instance_type,
+            created_at=now,
+            instance_id=inst.instance_id,
+            launch_token=adoption.launch_token,
+            origin="ADOPTED",
+            launched_at=inst.created_time or now,
+            last_seen_at=now,
+            cloud_state=inst.state,
+            running_at=now if state == NodeState.RUNNING else None,
+        )
+        self.nodes[node.id] = node
+        acts.append(
+            ActivityRecord(
+                node.env_id,
+                CREATE_NODE,
+                "SUCCEED" if state == NodeState.RUNNING else "PROCESSING",
+                "adopted: tagged instance without a record",
+                node_id=node.id,
+                instance_id=inst.instance_id,
+                ended=state == NodeState.RUNNING,
+            )
+        )
+        log.warning(
+            "orphan_adopted",
+            env=self.env_names.get(node.env_id, ""),
+            env_id=node.env_id,
+            instance_ids=[inst.instance_id],
+            node_id=node.id,
+        )
+        return node
+
+    def _orphan_node(
+        self, instance_id: str, obs: Observation | None, now: datetime, acts: list[ActivityRecord]
+    ) -> Node:
+        inst = obs.instances[instance_id] if obs is not None else None
+        env_id = (inst.tags.get(ENV_TAG) if inst else None) or "unknown"
+        node = Node(
+            id=new_node_id(),
+            env_id=env_id,
+            state=NodeState.DELETING,
+            zone=inst.zone if inst else "",
+            instance_type=inst.instance_type if inst else "",
+            created_at=now,
+            instance_id=instance_id,
+            origin="ADOPTED",
+            launched_at=inst.created_time if inst else None,
+            last_seen_at=now,
+            cloud_state=inst.state if inst else None,
+            end_reason=EndReason.ORPHAN.value,
+            end_detail=_END_CAUSES[EndReason.ORPHAN],
+        )
+        self.nodes[node.id] = node
+        acts.append(
+            ActivityRecord(
+                env_id,
+                TERMINATE_NODE,
+                "PROCESSING",
+                _END_CAUSES[EndReason.ORPHAN],
+                node_id=node.id,
+                instance_id=instance_id,
+            )
+        )
+        log.warning("orphan_terminating", env_id=env_id, instance_ids=[instance_id])
+        return node
+
+    # ----- launches -----------------------------------------------------------------------
+
+    async def _start_launch(self, order: planner.LaunchOrder, now: datetime) -> None:
+        spec = self.specs[order.env_id]
+        fields: dict[str, Any] = {
+            "zone": order.pool.zone,
+            "instance_type": order.pool.instance_type,
+            "image_id": spec.image_id,
+            "max_price": spec.max_price,
+            "count": order.count,
+            "instance_name": spec.instance_name,
+            "project_id": spec.project_id,
+            "security_group_ids": list(spec.security_group_ids),
+            "vpc_id": spec.vpc_id,
+            "subnet_id": spec.subnet_id,
+            "key_ids": list(spec.key_ids),
+        }
+        token = client_token(spec.id, fields, uuid.uuid4().hex)
+        tags = {**spec.tags, ENV_TAG: spec.id, CLUSTER_TAG: self.settings.cluster, TOKEN_TAG: token}
+        request = LaunchRequest(
+            zone=order.pool.zone,
+            instance_type=order.pool.instance_type,
+            image_id=spec.image_id,
+            max_price=spec.max_price,
+            count=order.count,
+            client_token=token,
+            tags=tags,
+            instance_name=spec.instance_name,
+            project_id=spec.project_id,
+            security_group_ids=spec.security_group_ids,
+            vpc_id=spec.vpc_id,
+            subnet_id=spec.subnet_id,
+            key_ids=spec.key_ids,
+            user_data=spec.user_data,
+        )
+        launch = Launch(token, spec.id, order.pool, order.count, request, now)
+        nodes = [
+            Node(
+                id=new_node_id(),
+                env_id=spec.id,
+                state=NodeState.SUBMITTED,
+                zone=order.pool.zone,
+                instance_type=order.pool.instance_type,
+                created_at=now,
+                launch_token=token,
+                max_price=spec.max_price,
+            )
+            for _ in range(order.count)
+        ]
+        # Intent before action: if this write fails, nothing is launched.
+        await self.store.record_launch_intent(launch, nodes, order.cause)
+        self.launches[token] = launch
+        for node in nodes:
+            self.nodes[node.id] = node
+        log.info(
+            "launch_requested",
+            env=spec.name,
+            env_id=spec.id,
+            client_token=token,
+            count=order.count,
+            zone=order.pool.zone,
+            instance_type=order.pool.instance_type,
+            max_price=spec.max_price,
+            cause=order.cause,
+        )
+        self._spawn(self._send_launch, launch, False)
+
+    def _spawn(self, fn: Callable[..., Any], *args: Any) -> None:
+        if self._tg is None:
+            raise SpotControllerError("the reconciler is not running")
+        self._tg.start_soon(fn, *args)
+
+    async def _send_launch(self, launch: Launch, resend: bool) -> None:
+        if launch.client_token in self.launches_in_flight:
+            return
+        self.launches_in_flight.add(launch.client_token)
+        env = self.env_names.get(launch.env_id, "")
+        try:
+            if resend:
+                log.info(
+                    "launch_resent",
+                    env=env,
+                    env_id=launch.env_id,
+                    client_token=launch.client_token,
+                    count=launch.count,
+                )
+            try:
+                result = await self.client.run_instances(launch.request)
+            except (TransientError, Throttled) as exc:
+                # Outcome unknown: the same token is sent again after the next sweep.
+                log.warning(
+                    "launch_unresolved",
+                    env=env,
+                    env_id=launch.env_id,
+                    client_token=launch.client_token,
+                    reason=_reason_class(exc),
+                    code=exc.code,
+                    request_id=exc.request_id,
+                )
+                return
+            except CloudError as exc:
+                await self._launch_failed(launch, exc)
+                return
+            await self._launch_succeeded(launch, result.instance_ids, result.request_id)
+        except StoreError as exc:
+            # The result could not be recorded: the launch stays pending and is resolved again
+            # from its tags or its token once the database is back.
+            log.error(
+                "record_failed",
+                env_id=launch.env_id,
+                client_token=launch.client_token,
+                error=str(exc),
+            )
+        finally:
+            self.launches_in_flight.discard(launch.client_token)
+            self._wake()
+
+    async def _launch_succeeded(
+        self, launch: Launch, instance_ids: tuple[str, ...], request_id: str | None
+    ) -> None:
+        now = self.clock()
+        nodes = sorted(
+            (
+                n
+                for n in self.nodes.values()
+                if n.launch_token == launch.client_token and n.state == NodeState.SUBMITTED
+            ),
+            key=lambda n: n.id,
+        )
+        known = {n.instance_id for n in self.nodes.values() if n.instance_id}
+        fresh = [i for i in instance_ids if i not in known]
+        updated = [replace(n) for n in nodes]
+        for node, iid in zip(updated, fresh, strict=False):
+            node.instance_id = iid
+            node.state = NodeState.CREATING
+            node.launched_at = now
+        for node in updated[len(fresh) :]:  # fewer instances than asked (partial delivery)
+            node.state = NodeState.ENDED
+            node.ended_at = now
+            node.end_reason = EndReason.LAUNCH_FAILED.value
+            node.end_detail = "RunInstances returned fewer instances than requested"
+        await self.store.record_launch_succeeded(launch.client_token, request_id, updated, now)
+        for node in updated:
+            if node.state == NodeState.ENDED:
+                self.nodes.pop(node.id, None)
+            else:
+                self.nodes[node.id] = node
+        self.launches.pop(launch.client_token, None)
+        self.blocks.pop((None, launch.pool), None)
+        self.blocks.pop((launch.env_id, launch.pool), None)
+        self.holds.pop(launch.env_id, None)
+        log.info(
+            "launch_succeeded",
+            env=self.env_names.get(launch.env_id, ""),
+            env_id=launch.env_id,
+            client_token=launch.client_token,
+            instance_ids=list(fresh),
+            count=len(fresh),
+            request_id=request_id,
+        )
+
+    async def _launch_failed(self, launch: Launch, exc: CloudError) -> None:
+        now = self.clock()
+        nodes = [
+            replace(n)
+            for n in self.nodes.values()
+            if n.launch_token == launch.client_token and n.state == NodeState.SUBMITTED
+        ]
+        for node in nodes:
+            node.state = NodeState.ENDED
+            node.ended_at = now
+            node.end_reason = EndReason.LAUNCH_FAILED.value
+            node.end_detail = f"{exc.code}: {exc.message}"[:500]
+        await self.store.record_launch_failed(
+            launch.client_token, exc.code, exc.message, exc.request_id, nodes, now
+        )
+        for node in nodes:
+            self.nodes.pop(node.id, None)
+        self.launches.pop(launch.client_token, None)
+        kind = _reason_class(exc)
+        env = self.env_names.get(launch.env_id, "")
+        log.warning(
+            "launch_failed",
+            env=env,
+            env_id=launch.env_id,
+            client_token=launch.client_token,
+            count=launch.count,
+            reason=kind,
+            code=exc.code,
+            request_id=exc.request_id,
+            zone=launch.pool.zone,
+            instance_type=launch.pool.instance_type,
+        )
+        reason = f"{exc.code} in {launch.pool}"
+        if isinstance(exc, AuthError):
+            previous = self.holds.get(launch.env_id)
+            self.holds[launch.env_id] = Block(
+                now + timedelta(seconds=self.settings.error_retry_s),
+                "auth",
+                f"authentication failed: {exc.code}",
+                (previous.failures + 1) if previous else 1,
+            )
+            block = self.holds[launch.env_id]
+        else:
+            key: tuple[str | None, Pool] = (
+                (None, launch.pool) if type(exc) is CapacityError else (launch.env_id, launch.pool)
+            )
+            if kind in ("capacity", "price"):
+                block = next_block(
+                    self.blocks.get(key),
+                    kind=kind,
+                    reason=reason,
+                    now=now,
+                    base_s=self.settings.backoff_base_s,
+                    max_s=self.settings.backoff_max_s,
+                    rng=self.rng,
+                )
+            else:
+                block = Block(now + timedelta(seconds=self.settings.error_retry_s), kind, reason)
+            self.blocks[key] = block
+        log.info(
+            "backoff_scheduled",
+            env=env,
+            env_id=launch.env_id,
+            reason=kind,
+            pool=str(launch.pool),
+            until=block.until.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            failures=block.failures,
+        )
+
+    def _hold_all(self, exc: CloudError) -> None:
+        now = self.clock()
+        for env_id in self.specs:
+            self.holds[env_id] = Block(
+                now + timedelta(seconds=self.settings.error_retry_s),
+                "auth",
+                f"authentication failed: {exc.code}",
+            )
+
+    # ----- terminations -------------------------------------------------------------------
+
+    async def _terminate(self, instance_ids: list[str], reason: EndReason) -> None:
+        now = self.clock()
+        try:
+            await self.client.terminate_instances(instance_ids)
+            for iid in instance_ids:
+                self.terminate_requested[iid] = now
+            log.info(
+                "terminate_requested",
+                instance_ids=instance_ids,
+                count=len(instance_ids),
+                reason=reason.value,
+            )
+        except InstanceNotFound as exc:
+            gone = list(getattr(exc, "instance_ids", ()) or ())
+            log.info(
+                "terminate_not_found", instance_ids=gone or instance_ids, request_id=exc.request_id
+            )
+            if not gone and len(instance_ids) > 1:
+                # Which id is unknown was not said: try each alone.
+                for iid in instance_ids:
+                    await self._terminate_one_batch([iid])
+            else:
+                rest = [i for i in instance_ids if i not in gone]
+                if rest:
+                    await self._terminate_one_batch(rest)
+        except OperationRejected as exc:
+            log.info(
+                "terminate_deferred",
+                instance_ids=instance_ids,
+                code=exc.code,
+                request_id=exc.request_id,
+            )
+        except CloudError as exc:
+            log.warning(
+                "terminate_failed",
+                instance_ids=instance_ids,
+                reason=_reason_class(exc),
+                code=exc.code,
+                request_id=exc.request_id,
+            )
+        finally:
+            self.terminating_in_flight.difference_update(instance_ids)
+
+    async def _terminate_one_batch(self, ids: list[str]) -> None:
+        try:
+            await self.client.terminate_instances(ids)
+            now = self.clock()
+            for iid in ids:
+                self.terminate_requested[iid] = now
+        except CloudError as exc:
+            log.warning(
+                "terminate_failed",
+                instance_ids=ids,
+                reason=_reason_class(exc),
+                code=exc.code,
+                request_id=exc.request_id,
+            )
+
+    # ----- status -------------------------------------------------------------------------
+
+    async def _record_statuses(self, reports: list[StatusReport], now: datetime) -> None:
+        rows = []
+        t = anyio.current_time()
+        for rep in reports:
+            key = (
+                rep.status,
+                rep.reason,
+                rep.running,
+                rep.pending,
+                rep.launching,
+                rep.next_attempt_at,
+            )
+            stale = (
+                t - self.last_status_write.get(rep.env_id, -1e9) > self.settings.resync_interval_s
+            )
+            if key == self.last_status.get(rep.env_id) and not stale:
+                continue
+            if key != self.last_status.get(rep.env_id):
+                previous = self.last_status.get(rep.env_id)
+                name = self.env_names.get(rep.env_id, "")
+                log.info(
+                    "env_status",
+                    env=name,
+                    env_id=rep.env_id,
+                    status=rep.status.value,
+                    reason=rep.reason,
+                    running=rep.running,
+                    pending=rep.pending,
+                    launching=rep.launching,
+                    desired=self.specs[rep.env_id].desired_count
+                    if rep.env_id in self.specs
+                    else None,
+                )
+                if rep.status == EnvStatus.READY and (
+                    previous is None or previous[0] != EnvStatus.READY
+                ):
+                    log.info("env_converged", env=name, env_id=rep.env_id, running=rep.running)
+            self.last_status[rep.env_id] = key
+            self.last_status_write[rep.env_id] = t
+            rows.append(
+                {
+                    "env_id": rep.env_id,
+                    "status": rep.status.value,
+                    "status_reason": rep.reason,
+                    "running_count": rep.running,
+                    "pending_count": rep.pending,
+                    "launching_count": rep.launching,
+                    "next_attempt_at": rep.next_attempt_at,
+                    "last_reconciled_at": now,
+                }
+            )
+        await self.store.record_statuses(rows)
+
+
+def _reason_class(exc: CloudError) -> str:
+    for cls, name in (
+        (PriceTooLow, "price"),
+        (CapacityError, "capacity"),
+        (QuotaExceeded, "quota"),
+        (InvalidSpec, "spec"),
+        (AuthError, "auth"),
+        (Throttled, "throttled"),
+        (TransientError, "transient"),
+    ):
+        if isinstance(exc, cls):
+            return name
+    return "unknown"
+
+
+async def _sleep_until(deadline: float, stop: anyio.Event) -> None:
+    with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
+        await stop.wait()

@@ -1,0 +1,229 @@
+"""Validation of a compute environment row into the launch spec the planner works with.
+
+Pure: no I/O. The database checks what it can (ranges, uniqueness); everything it cannot
+check is checked here and reported on the row as INVALID with the field and the rule,
+so one bad row never stops the others.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from controller.errors import ValidationFailed
+
+MAX_DESIRED_COUNT = 2000
+MAX_INSTANCE_TYPES = 10  # BatchCompute InstanceTypes
+MAX_NAME_LENGTH = 60
+MAX_USER_DATA_BYTES = 16 * 1024
+MAX_PRICE = Decimal("10000")
+RESERVED_TAG_PREFIX = "spot-controller:"
+
+ZONE_RE = re.compile(r"^[a-z]+-[a-z]+(-[a-z]+)*-\d+$")
+INSTANCE_TYPE_RE = re.compile(r"^[A-Z][A-Z0-9]*[a-z]?\.[A-Z0-9]+$")
+IMAGE_ID_RE = re.compile(r"^img-[a-z0-9]{8}$")
+SECURITY_GROUP_RE = re.compile(r"^sg-[a-z0-9]{8}$")
+VPC_RE = re.compile(r"^vpc-[a-z0-9]{8}$")
+SUBNET_RE = re.compile(r"^subnet-[a-z0-9]{8}$")
+KEY_ID_RE = re.compile(r"^skey-[a-z0-9]{8}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\- ]*$")
+
+
+@dataclass(frozen=True)
+class Pool:
+    """A (zone, instance type) market: the unit of spot capacity and of backoff."""
+
+    zone: str
+    instance_type: str
+
+    def __str__(self) -> str:
+        return f"{self.zone}/{self.instance_type}"
+
+
+@dataclass(frozen=True)
+class EnvironmentSpec:
+    """A valid environment: what to keep alive and how to launch it."""
+
+    id: str
+    name: str
+    desired_count: int
+    pools: tuple[Pool, ...]  # priority order: instance types first, then zones
+    image_id: str
+    max_price: str  # normalised decimal string, as RunInstances wants it
+    instance_name: str | None = None
+    project_id: int = 0
+    security_group_ids: tuple[str, ...] = ()
+    vpc_id: str | None = None
+    subnet_id: str | None = None
+    key_ids: tuple[str, ...] = ()
+    user_data: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # user data may carry secrets
+        return f"EnvironmentSpec(id={self.id!r}, name={self.name!r}, desired={self.desired_count})"
+
+
+def _list(raw: Any) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    return tuple(part.strip() for part in str(raw).split(",") if part.strip())
+
+
+def _match(field_name: str, value: str, pattern: re.Pattern[str], example: str) -> str:
+    if not pattern.match(value):
+        raise ValidationFailed(field_name, f"{value!r} is malformed (expected e.g. {example})")
+    return value
+
+
+def validate_name(raw: Any) -> str:
+    name = "" if raw is None else str(raw).strip()
+    if not name:
+        raise ValidationFailed("name", "must not be empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValidationFailed("name", f"must be at most {MAX_NAME_LENGTH} characters")
+    if not NAME_RE.match(name):
+        raise ValidationFailed("name", "may contain only letters, digits, spaces, '-', '_' and '.'")
+    return name
+
+
+def validate_desired_count(raw: Any) -> int:
+    try:
+        text = str(raw).strip()
+        count = int(text)
+    except (TypeError, ValueError):
+        raise ValidationFailed(
+            "desired_count", f"must be a whole number from 0 to {MAX_DESIRED_COUNT}, got {raw!r}"
+        ) from None
+    if not 0 <= count <= MAX_DESIRED_COUNT:
+        raise ValidationFailed(
+            "desired_count", f"must be from 0 to {MAX_DESIRED_COUNT}, got {count}"
+        )
+    return count
+
+
+def validate_max_price(raw: Any) -> str:
+    try:
+        price = Decimal(str(raw).strip())
+    except (InvalidOperation, ValueError):
+        raise ValidationFailed(
+            "max_price", f"must be a number of CNY per hour, got {raw!r}"
+        ) from None
+    if not price.is_finite() or price <= 0:
+        raise ValidationFailed("max_price", f"must be greater than 0, got {raw!r}")
+    if price > MAX_PRICE:
+        raise ValidationFailed("max_price", f"must be at most {MAX_PRICE}, got {raw!r}")
+    normalised = format(price.normalize(), "f")
+    return normalised if "." in normalised else normalised + ".0"
+
+
+def validate_zone(raw: Any, region: str, field_name: str = "zone") -> str:
+    zone = _match(field_name, str(raw or "").strip(), ZONE_RE, "ap-guangzhou-3")
+    if not zone.startswith(region + "-"):
+        raise ValidationFailed(field_name, f"{zone!r} is not in the region {region!r}")
+    return zone
+
+
+def validate_instance_type(raw: Any, field_name: str = "instance_type") -> str:
+    return _match(field_name, str(raw or "").strip(), INSTANCE_TYPE_RE, "S5.MEDIUM4")
+
+
+def validate_image_id(raw: Any) -> str:
+    return _match("image_id", str(raw or "").strip(), IMAGE_ID_RE, "img-pmqg1cw7")
+
+
+def validate_user_data(raw: Any) -> str | None:
+    if raw is None or raw == "":
+        return None
+    text = str(raw).strip()
+    if len(text) > MAX_USER_DATA_BYTES:
+        raise ValidationFailed("user_data", "must be at most 16 KB of base64")
+    try:
+        base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationFailed("user_data", "must be base64") from None
+    return text
+
+
+def validate_tags(raw: Any) -> dict[str, str]:
+    if raw is None or raw == "":
+        return {}
+    if isinstance(raw, Mapping):
+        tags = dict(raw)
+    else:
+        try:
+            tags = json.loads(str(raw))
+        except json.JSONDecodeError:
+            raise ValidationFailed("tags", 'must be a JSON object such as {"team": "ml"}') from None
+    if not isinstance(tags, dict):
+        raise ValidationFailed("tags", 'must be a JSON object such as {"team": "ml"}')
+    if len(tags) > 10:
+        raise ValidationFailed("tags", "at most 10 tags")
+    for key, value in tags.items():
+        if not isinstance(key, str) or not isinstance(value, str) or not key:
+            raise ValidationFailed("tags", "keys and values must be non-empty strings")
+        if key.startswith(RESERVED_TAG_PREFIX):
+            raise ValidationFailed(
+                "tags", f"keys starting with {RESERVED_TAG_PREFIX!r} are reserved"
+            )
+        if len(key) > 127 or len(value) > 255:
+            raise ValidationFailed("tags", "keys are at most 127 and values 255 characters")
+    return tags
+
+
+def parse_environment(row: Mapping[str, Any], region: str) -> EnvironmentSpec:
+    """Validate a ``compute_environments`` row; ValidationFailed names the first bad field."""
+    types = [validate_instance_type(row.get("instance_type"))]
+    for extra in _list(row.get("fallback_instance_types")):
+        types.append(validate_instance_type(extra, "fallback_instance_types"))
+    types = list(dict.fromkeys(types))
+    if len(types) > MAX_INSTANCE_TYPES:
+        raise ValidationFailed(
+            "fallback_instance_types", f"at most {MAX_INSTANCE_TYPES} instance types in all"
+        )
+    zones = [validate_zone(row.get("zone"), region)]
+    for extra in _list(row.get("fallback_zones")):
+        zones.append(validate_zone(extra, region, "fallback_zones"))
+    zones = list(dict.fromkeys(zones))
+    security_groups = _list(row.get("security_group_ids"))
+    for sg in security_groups:
+        _match("security_group_ids", sg, SECURITY_GROUP_RE, "sg-0a1b2c3d")
+    key_ids = _list(row.get("key_ids"))
+    for key in key_ids:
+        _match("key_ids", key, KEY_ID_RE, "skey-0a1b2c3d")
+    vpc_id = (row.get("vpc_id") or "").strip() or None
+    subnet_id = (row.get("subnet_id") or "").strip() or None
+    if vpc_id:
+        _match("vpc_id", vpc_id, VPC_RE, "vpc-0a1b2c3d")
+    if subnet_id:
+        _match("subnet_id", subnet_id, SUBNET_RE, "subnet-0a1b2c3d")
+    if bool(vpc_id) != bool(subnet_id):
+        raise ValidationFailed("vpc_id", "vpc_id and subnet_id must be given together")
+    instance_name = (row.get("instance_name") or "").strip() or None
+    if instance_name and len(instance_name) > 128:
+        raise ValidationFailed("instance_name", "must be at most 128 characters")
+    try:
+        project_id = int(row.get("project_id") or 0)
+    except (TypeError, ValueError):
+        raise ValidationFailed("project_id", "must be a whole number") from None
+    return EnvironmentSpec(
+        id=str(row["id"]),
+        name=validate_name(row.get("name")),
+        desired_count=validate_desired_count(row.get("desired_count")),
+        pools=tuple(Pool(zone, itype) for itype in types for zone in zones),
+        image_id=validate_image_id(row.get("image_id")),
+        max_price=validate_max_price(row.get("max_price")),
+        instance_name=instance_name,
+        project_id=project_id,
+        security_group_ids=security_groups,
+        vpc_id=vpc_id,
+        subnet_id=subnet_id,
+        key_ids=key_ids,
+        user_data=validate_user_data(row.get("user_data")),
+        tags=validate_tags(row.get("tags")),
+    )

@@ -1,0 +1,1 @@
+"""The desired-state store: schema, engine, migrations and the intent-named operations."""

@@ -1,0 +1,92 @@
+"""Engines for the two supported backends: SQLite (embedded default) and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from controller.errors import ConfigError, StoreUnavailable
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+
+
+def normalise_url(url: str) -> sa.URL:
+    """Parse a database URL and give it its async driver; ConfigError names what is wrong."""
+    try:
+        parsed = sa.make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            "SPOT_CONTROLLER_DATABASE_URL: not a database URL "
+            "(expected sqlite:///path.db or postgresql://user@host/db)"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend in ("postgres",):
+        backend = "postgresql"
+    if backend not in _ASYNC_DRIVERS:
+        raise ConfigError(
+            f"SPOT_CONTROLLER_DATABASE_URL: unsupported backend {backend!r} "
+            "(supported: sqlite, postgresql)"
+        )
+    driver = parsed.get_driver_name()
+    if driver in ("aiosqlite", "asyncpg"):
+        return parsed
+    return parsed.set(drivername=_ASYNC_DRIVERS[backend])
+
+
+def describe_url(url: sa.URL | str) -> str:
+    """The URL with its password hidden, for messages and logs."""
+    parsed = url if isinstance(url, sa.URL) else sa.make_url(url)
+    return parsed.render_as_string(hide_password=True)
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    parsed = normalise_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_async_engine(
+            parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs
+        )
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(parsed, pool_pre_ping=True, **kwargs)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether a database exception means the server or file cannot be reached."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, OSError | ConnectionError):
+        return True
+    text = str(exc).lower()
+    markers = ("connect", "unable to open", "connection", "could not translate host", "refused")
+    return isinstance(exc, SQLAlchemyError) and any(m in text for m in markers)
+
+
+async def check_connection(engine: AsyncEngine) -> None:
+    """Open one connection; StoreUnavailable with a one-line reason if that fails."""
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+    except (SQLAlchemyError, OSError) as exc:
+        raise StoreUnavailable(
+            f"cannot open database {describe_url(engine.url)}: {_first_line(exc)}"
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return text[0] if text else type(orig).__name__

@@ -1,0 +1,77 @@
+"""Schema migrations (alembic), applied programmatically on the async engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from controller.errors import StoreError
+
+
+def migrations_dir() -> Path:
+    """``controller/_migrations`` in an installed wheel, else the repository's ``migrations/``."""
+    package_dir = Path(__file__).resolve().parent.parent
+    for candidate in (package_dir / "_migrations", package_dir.parent / "migrations"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise StoreError("migrations directory not found next to the controller package")
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise StoreError("no migrations found")
+    return head
+
+
+async def _run(engine: AsyncEngine, fn: Callable[[Config], Any]) -> Any:
+    def run_sync(conn: Connection) -> Any:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        return fn(config)
+
+    try:
+        async with engine.begin() as conn:
+            return await conn.run_sync(run_sync)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"migration failed: {str(exc.orig or exc).splitlines()[0]}") from None
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    await _run(engine, lambda config: command.upgrade(config, revision))
+
+
+async def downgrade(engine: AsyncEngine, revision: str = "base") -> None:
+    await _run(engine, lambda config: command.downgrade(config, revision))
+
+
+async def check(engine: AsyncEngine) -> None:
+    """Raise if the migrated schema differs from the models (``alembic check``)."""
+    await _run(engine, lambda config: command.check(config))
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    def read(conn: Connection) -> str | None:
+        return MigrationContext.configure(conn).get_current_revision()
+
+    async with engine.connect() as conn:
+        return await conn.run_sync(read)
+
+
+async def is_at_head(engine: AsyncEngine) -> bool:
+    return await current_revision(engine) == head_revision()

@@ -1,0 +1,182 @@
+"""Tables of the desired-state store.
+
+Users write ``compute_environments`` rows (SQL or the CLI); the controller writes only its own
+columns there (``status``, ``status_reason``, counts, times) with column-scoped UPDATEs, so a
+user's change and a controller's status update never lose each other. History tables carry
+``env_id`` without a foreign key: deleting an environment must not erase what happened to it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ColumnElement
+
+from controller.ids import new_activity_id, new_env_id, new_node_id
+
+MAX_DESIRED_COUNT = 2000  # BatchCompute's DesiredComputeNodeCount limit
+MAX_NAME_LENGTH = 60
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC on the way out, whatever the backend stores."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class RandomEnvId(ColumnElement[str]):
+    """Server-side default ``env-`` + 8 lowercase alphanumerics, so plain SQL inserts get an id."""
+
+    type = sa.String()
+    inherit_cache = True
+
+
+@compiles(RandomEnvId, "sqlite")
+def _env_id_sqlite(element: RandomEnvId, compiler: Any, **kw: Any) -> str:
+    return "('env-' || lower(hex(randomblob(4))))"
+
+
+@compiles(RandomEnvId, "postgresql")
+def _env_id_postgresql(element: RandomEnvId, compiler: Any, **kw: Any) -> str:
+    return "('env-' || substr(md5(random()::text || clock_timestamp()::text), 1, 8))"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+compute_environments = sa.Table(
+    "compute_environments",
+    metadata,
+    sa.Column(
+        "id", sa.String(32), primary_key=True, default=new_env_id, server_default=RandomEnvId()
+    ),
+    # --- written by users ---
+    sa.Column("name", sa.String(MAX_NAME_LENGTH * 4), nullable=False),
+    sa.Column("zone", sa.String(64), nullable=False),
+    sa.Column("instance_type", sa.String(64), nullable=False),
+    sa.Column("image_id", sa.String(64), nullable=False),
+    sa.Column("max_price", sa.Numeric(12, 5), nullable=False),
+    sa.Column("desired_count", sa.Integer, nullable=False),
+    sa.Column("fallback_instance_types", sa.Text, nullable=False, server_default=""),
+    sa.Column("fallback_zones", sa.Text, nullable=False, server_default=""),
+    sa.Column("instance_name", sa.String(128), nullable=True),
+    sa.Column("security_group_ids", sa.Text, nullable=False, server_default=""),
+    sa.Column("vpc_id", sa.String(64), nullable=True),
+    sa.Column("subnet_id", sa.String(64), nullable=True),
+    sa.Column("key_ids", sa.Text, nullable=False, server_default=""),
+    sa.Column("user_data", sa.Text, nullable=True),
+    sa.Column("project_id", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("tags", sa.Text, nullable=False, server_default="{}"),
+    sa.Column(
+        "created_at",
+        UTCDateTime,
+        nullable=False,
+        default=_now,
+        server_default=sa.func.current_timestamp(),
+    ),
+    # --- written by the controller only ---
+    sa.Column("status", sa.String(16), nullable=False, server_default="NEW"),
+    sa.Column("status_reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("running_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("pending_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("launching_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=True),
+    sa.Column("last_reconciled_at", UTCDateTime, nullable=True),
+    sa.CheckConstraint(
+        f"desired_count >= 0 AND desired_count <= {MAX_DESIRED_COUNT}", name="desired_count_range"
+    ),
+    sa.CheckConstraint("max_price > 0", name="max_price_positive"),
+    sa.CheckConstraint("length(trim(name)) > 0", name="name_not_empty"),
+    sa.UniqueConstraint("name"),
+)
+
+# A launch is the durable intent of one RunInstances call: recorded with its ClientToken and
+# exact request before the call, resolved with the instance ids (or the error) after.
+launches = sa.Table(
+    "launches",
+    metadata,
+    sa.Column("client_token", sa.String(64), primary_key=True),
+    sa.Column("env_id", sa.String(32), nullable=False, index=True),
+    sa.Column("zone", sa.String(64), nullable=False),
+    sa.Column("instance_type", sa.String(64), nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("request", sa.Text, nullable=False),  # JSON of the exact LaunchRequest
+    sa.Column("state", sa.String(16), nullable=False),  # PENDING | SUCCEEDED | FAILED
+    sa.Column("error_code", sa.String(128), nullable=True),
+    sa.Column("error_message", sa.Text, nullable=True),
+    sa.Column("request_id", sa.String(64), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", UTCDateTime, nullable=False, default=_now),
+    sa.Column("resolved_at", UTCDateTime, nullable=True),
+    sa.Index("ix_launches_state", "state"),
+)
+
+compute_nodes = sa.Table(
+    "compute_nodes",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True, default=new_node_id),
+    sa.Column("env_id", sa.String(32), nullable=False, index=True),
+    sa.Column("instance_id", sa.String(32), nullable=True, unique=True),
+    sa.Column("launch_token", sa.String(64), nullable=True, index=True),
+    # SUBMITTED (intent, no instance yet) | CREATING (PENDING) | RUNNING | DELETING | ENDED
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("zone", sa.String(64), nullable=False),
+    sa.Column("instance_type", sa.String(64), nullable=False),
+    sa.Column("max_price", sa.String(32), nullable=False, server_default=""),
+    sa.Column("origin", sa.String(16), nullable=False, server_default="LAUNCHED"),  # | ADOPTED
+    sa.Column("created_at", UTCDateTime, nullable=False, default=_now),
+    sa.Column("launched_at", UTCDateTime, nullable=True),
+    sa.Column("running_at", UTCDateTime, nullable=True),
+    sa.Column("last_seen_at", UTCDateTime, nullable=True),
+    sa.Column("cloud_state", sa.String(32), nullable=True),  # last InstanceState observed
+    sa.Column("ended_at", UTCDateTime, nullable=True),
+    # interrupted | released | scale_in | env_deleted | launch_failed | launch_timeout | orphan
+    sa.Column("end_reason", sa.String(32), nullable=True),
+    sa.Column("end_detail", sa.Text, nullable=True),
+    sa.Index("ix_compute_nodes_state", "state"),
+)
+
+activities = sa.Table(
+    "activities",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True, default=new_activity_id),
+    sa.Column("env_id", sa.String(32), nullable=False, index=True),
+    sa.Column("node_id", sa.String(32), nullable=True, index=True),
+    sa.Column("instance_id", sa.String(32), nullable=True),
+    sa.Column("activity_type", sa.String(32), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # SUBMITTED|PROCESSING|SUCCEED|FAILED
+    sa.Column("cause", sa.Text, nullable=False, server_default=""),
+    sa.Column("state_reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("start_time", UTCDateTime, nullable=False, default=_now),
+    sa.Column("end_time", UTCDateTime, nullable=True),
+)

@@ -1,0 +1,533 @@
+"""The store: every database operation, named by its intent.
+
+The CLI and the reconciler never write SQL; they call these methods. SQLAlchemy and driver
+exceptions never leave this module: they become StoreError / StoreUnavailable / ValidationFailed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from controller import spec as specs
+from controller.cloud.models import LaunchRequest
+from controller.errors import StoreError, StoreUnavailable, ValidationFailed
+from controller.ids import new_activity_id
+from controller.model import Launch, Node, NodeState
+from controller.spec import Pool
+from controller.store import migrate
+from controller.store.database import check_connection, create_engine, describe_url, is_unavailable
+from controller.store.schema import activities, compute_environments, compute_nodes, launches
+
+CREATE_NODE = "CREATE_COMPUTE_NODE"
+TERMINATE_NODE = "TERMINATE_COMPUTE_NODE"
+
+# Columns a user may set with the CLI (and the parser that checks each).
+USER_COLUMNS = (
+    "name",
+    "zone",
+    "instance_type",
+    "image_id",
+    "max_price",
+    "desired_count",
+    "fallback_instance_types",
+    "fallback_zones",
+    "instance_name",
+    "security_group_ids",
+    "vpc_id",
+    "subnet_id",
+    "key_ids",
+    "user_data",
+    "project_id",
+    "tags",
+)
+STATUS_COLUMNS = (
+    "status",
+    "status_reason",
+    "running_count",
+    "pending_count",
+    "launching_count",
+    "next_attempt_at",
+    "last_reconciled_at",
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _env_row(row: sa.Row[Any]) -> dict[str, Any]:
+    data = dict(row._mapping)
+    if data.get("max_price") is not None:
+        data["max_price"] = str(data["max_price"])
+    return data
+
+
+def request_to_json(request: LaunchRequest) -> str:
+    data = dataclasses.asdict(request)
+    data["tags"] = dict(request.tags)
+    return json.dumps(data, sort_keys=True)
+
+
+def request_from_json(text: str) -> LaunchRequest:
+    data = json.loads(text)
+    data["security_group_ids"] = tuple(data.get("security_group_ids") or ())
+    data["key_ids"] = tuple(data.get("key_ids") or ())
+    return LaunchRequest(**data)
+
+
+@dataclasses.dataclass(frozen=True)
+class ActivityRecord:
+    """A new BatchCompute-style activity to append."""
+
+    env_id: str
+    activity_type: str
+    state: str
+    cause: str
+    node_id: str | None = None
+    instance_id: str | None = None
+    state_reason: str = ""
+    ended: bool = False
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.queries = 0  # statements executed, for the benchmark's queries-per-pass figure
+
+    @classmethod
+    async def open(cls, url: str, *, migrate_schema: bool = False) -> Store:
+        """Connect (and optionally migrate); StoreUnavailable with a one-line reason on failure."""
+        engine = create_engine(url)
+        try:
+            await check_connection(engine)
+            if migrate_schema:
+                await migrate.upgrade(engine)
+            elif not await migrate.is_at_head(engine):
+                raise StoreError(
+                    f"database {describe_url(engine.url)} is not migrated to the current schema: "
+                    "run `spot-controller db upgrade`"
+                )
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            message = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            text = message[0] if message else type(exc).__name__
+            if is_unavailable(exc):
+                raise StoreUnavailable(f"database unavailable: {text}") from None
+            raise StoreError(f"database error: {text}") from None
+        except OSError as exc:
+            raise StoreUnavailable(f"database unavailable: {exc}") from None
+
+    async def _execute(self, conn: AsyncConnection, stmt: Any, params: Any = None) -> Any:
+        self.queries += 1
+        return await conn.execute(stmt, params) if params is not None else await conn.execute(stmt)
+
+    # ----- environments: the user's side -------------------------------------------------
+
+    async def create_environment(self, values: Mapping[str, Any], region: str) -> dict[str, Any]:
+        """Validate and insert one environment; ValidationFailed names the field and rule."""
+        row = {k: v for k, v in values.items() if k in USER_COLUMNS and v is not None}
+        probe = {**row, "id": "env-00000000"}
+        specs.parse_environment(probe, region)
+        row["max_price"] = specs.validate_max_price(row["max_price"])
+        try:
+            async with self._tx() as conn:
+                result = await self._execute(
+                    conn,
+                    compute_environments.insert()
+                    .values(**row)
+                    .returning(compute_environments.c.id),
+                )
+                env_id = result.scalar_one()
+        except IntegrityError as exc:
+            raise _integrity_to_validation(exc, row.get("name")) from None
+        created = await self.get_environment(env_id)
+        assert created is not None
+        return created
+
+    async def list_environments(self) -> list[dict[str, Any]]:
+        async with self._tx() as conn:
+            result = await self._execute(
+                conn, sa.select(compute_environments).order_by(compute_environments.c.name)
+            )
+            return [_env_row(r) for r in result]
+
+    async def get_environment(self, name_or_id: str) -> dict[str, Any] | None:
+        c = compute_environments.c
+        async with self._tx() as conn:
+            result = await self._execute(
+                conn,
+                sa.select(compute_environments).where(
+                    sa.or_(c.name == name_or_id, c.id == name_or_id)
+                ),
+            )
+            row = result.first()
+            return _env_row(row) if row else None
+
+    async def update_environment(
+        self, name_or_id: str, changes: Mapping[str, Any], region: str
+    ) -> dict[str, Any]:
+        """Change user columns of one environment, checking the result as a whole."""
+        current = await self.get_environment(name_or_id)
+        if current is None:
+            raise ValidationFailed("name", f"no environment named {name_or_id!r}")
+        bad = [k for k in changes if k not in USER_COLUMNS]
+        if bad:
+            raise ValidationFailed(bad[0], "is not a column a user can set")
+        merged = {**current, **changes}
+        specs.parse_environment(merged, region)
+        values = dict(changes)
+        if "max_price" in values:
+            values["max_price"] = specs.validate_max_price(values["max_price"])
+        try:
+            async with self._tx() as conn:
+                await self._execute(
+                    conn,
+                    compute_environments.update()
+                    .where(compute_environments.c.id == current["id"])
+                    .values(**values),
+                )
+        except IntegrityError as exc:
+            raise _integrity_to_validation(exc, values.get("name")) from None
+        updated = await self.get_environment(current["id"])
+        assert updated is not None
+        return updated
+
+    async def delete_environment(self, name_or_id: str) -> dict[str, Any] | None:
+        """Delete the row; the daemon then terminates its instances. History stays."""
+        current = await self.get_environment(name_or_id)
+        if current is None:
+            return None
+        async with self._tx() as conn:
+            await self._execute(
+                conn,
+                compute_environments.delete().where(compute_environments.c.id == current["id"]),
+            )
+        return current
+
+    async def list_activities(self, env_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        async with self._tx() as conn:
+            result = await self._execute(
+                conn,
+                sa.select(activities)
+                .where(activities.c.env_id == env_id)
+                .order_by(activities.c.start_time.desc(), activities.c.id)
+                .limit(limit),
+            )
+            return [dict(r._mapping) for r in result]
+
+    async def list_nodes(self, env_id: str | None = None) -> list[dict[str, Any]]:
+        stmt = sa.select(compute_nodes).order_by(compute_nodes.c.created_at)
+        if env_id is not None:
+            stmt = stmt.where(compute_nodes.c.env_id == env_id)
+        async with self._tx() as conn:
+            return [dict(r._mapping) for r in await self._execute(conn, stmt)]
+
+    # ----- the reconciler's side ----------------------------------------------------------
+
+    async def load_environment_rows(self) -> list[dict[str, Any]]:
+        """Every row, with numbers read as text so that a bad value is reported, not fatal."""
+        c = compute_environments.c
+        cols = [
+            col for col in compute_environments.c if col.name not in ("max_price", "desired_count")
+        ]
+        stmt = sa.select(
+            *cols,
+            sa.cast(c.max_price, sa.Text).label("max_price"),
+            sa.cast(c.desired_count, sa.Text).label("desired_count"),
+        )
+        async with self._tx() as conn:
+            return [dict(r._mapping) for r in await self._execute(conn, stmt)]
+
+    async def load_live_nodes(self) -> list[Node]:
+        stmt = sa.select(compute_nodes).where(compute_nodes.c.state != NodeState.ENDED.value)
+        async with self._tx() as conn:
+            rows = await self._execute(conn, stmt)
+            return [_node_from_row(r._mapping) for r in rows]
+
+    async def load_pending_launches(self) -> list[Launch]:
+        stmt = sa.select(launches).where(launches.c.state == "PENDING")
+        async with self._tx() as conn:
+            rows = await self._execute(conn, stmt)
+            return [
+                Launch(
+                    client_token=r.client_token,
+                    env_id=r.env_id,
+                    pool=Pool(r.zone, r.instance_type),
+                    count=r.count,
+                    request=request_from_json(r.request),
+                    created_at=r.created_at,
+                )
+                for r in rows
+            ]
+
+    async def record_launch_intent(self, launch: Launch, nodes: Sequence[Node], cause: str) -> None:
+        """Before RunInstances: the launch, its SUBMITTED nodes and their activities, at once."""
+        async with self._tx() as conn:
+            await self._execute(
+                conn,
+                launches.insert().values(
+                    client_token=launch.client_token,
+                    env_id=launch.env_id,
+                    zone=launch.pool.zone,
+                    instance_type=launch.pool.instance_type,
+                    count=launch.count,
+                    request=request_to_json(launch.request),
+                    state="PENDING",
+                    created_at=launch.created_at,
+                ),
+            )
+            await self._execute(conn, compute_nodes.insert(), [_node_values(n) for n in nodes])
+            await self._execute(
+                conn,
+                activities.insert(),
+                [
+                    _activity_values(
+                        ActivityRecord(n.env_id, CREATE_NODE, "SUBMITTED", cause, node_id=n.id),
+                        launch.created_at,
+                    )
+                    for n in nodes
+                ],
+            )
+
+    async def record_launch_succeeded(
+        self, client_token: str, request_id: str | None, nodes: Sequence[Node], now: datetime
+    ) -> None:
+        """After RunInstances: the instance ids on the launch's nodes (already set in memory)."""
+        async with self._tx() as conn:
+            await self._execute(
+                conn,
+                launches.update()
+                .where(launches.c.client_token == client_token)
+                .values(
+                    state="SUCCEEDED",
+                    request_id=request_id,
+                    resolved_at=now,
+                    attempts=launches.c.attempts + 1,
+                ),
+            )
+            await self._update_nodes(conn, nodes)
+            for node in nodes:
+                await self._execute(
+                    conn,
+                    activities.update()
+                    .where(
+                        activities.c.node_id == node.id,
+                        activities.c.activity_type == CREATE_NODE,
+                    )
+                    .values(
+                        state="PROCESSING",
+                        instance_id=node.instance_id,
+                        state_reason="instance PENDING",
+                    ),
+                )
+
+    async def record_launch_failed(
+        self,
+        client_token: str,
+        code: str,
+        message: str,
+        request_id: str | None,
+        nodes: Sequence[Node],
+        now: datetime,
+    ) -> None:
+        async with self._tx() as conn:
+            await self._execute(
+                conn,
+                launches.update()
+                .where(launches.c.client_token == client_token)
+                .values(
+                    state="FAILED",
+                    error_code=code,
+                    error_message=message[:1000],
+                    request_id=request_id,
+                    resolved_at=now,
+                    attempts=launches.c.attempts + 1,
+                ),
+            )
+            await self._update_nodes(conn, nodes)
+            await self._execute(
+                conn,
+                activities.update()
+                .where(
+                    activities.c.node_id.in_([n.id for n in nodes]),
+                    activities.c.activity_type == CREATE_NODE,
+                )
+                .values(state="FAILED", state_reason=f"{code}: {message}"[:1000], end_time=now),
+            )
+
+    async def record_launch_attempt(self, client_token: str) -> None:
+        async with self._tx() as conn:
+            await self._execute(
+                conn,
+                launches.update()
+                .where(launches.c.client_token == client_token)
+                .values(attempts=launches.c.attempts + 1),
+            )
+
+    async def record_changes(
+        self,
+        *,
+        new_nodes: Sequence[Node] = (),
+        changed_nodes: Sequence[Node] = (),
+        new_activities: Sequence[ActivityRecord] = (),
+        finished_activities: Sequence[tuple[str, str, str, str]] = (),
+        now: datetime,
+    ) -> None:
+        """One transaction for what a pass observed and decided.
+
+        ``finished_activities``: (node id, activity type, final state, reason).
+        """
+        if not (new_nodes or changed_nodes or new_activities or finished_activities):
+            return
+        async with self._tx() as conn:
+            if new_nodes:
+                await self._execute(
+                    conn, compute_nodes.insert(), [_node_values(n) for n in new_nodes]
+                )
+            await self._update_nodes(conn, changed_nodes)
+            if new_activities:
+                await self._execute(
+                    conn, activities.insert(), [_activity_values(a, now) for a in new_activities]
+                )
+            for node_id, kind, state, reason in finished_activities:
+                await self._execute(
+                    conn,
+                    activities.update()
+                    .where(
+                        activities.c.node_id == node_id,
+                        activities.c.activity_type == kind,
+                        activities.c.end_time.is_(None),
+                    )
+                    .values(state=state, state_reason=reason[:1000], end_time=now),
+                )
+
+    async def record_statuses(self, statuses: Iterable[Mapping[str, Any]]) -> None:
+        """Write the controller's columns only: a user's concurrent UPDATE is never lost."""
+        rows = [dict(s) for s in statuses]
+        if not rows:
+            return
+        stmt = (
+            compute_environments.update()
+            .where(compute_environments.c.id == sa.bindparam("b_id"))
+            .values({col: sa.bindparam(f"b_{col}") for col in STATUS_COLUMNS})
+        )
+        params = [
+            {"b_id": r["env_id"], **{f"b_{col}": r[col] for col in STATUS_COLUMNS}} for r in rows
+        ]
+        async with self._tx() as conn:
+            await self._execute(conn, stmt, params)
+
+    async def _update_nodes(self, conn: AsyncConnection, nodes: Sequence[Node]) -> None:
+        if not nodes:
+            return
+        cols = [c.name for c in compute_nodes.c if c.name != "id"]
+        stmt = (
+            compute_nodes.update()
+            .where(compute_nodes.c.id == sa.bindparam("b_id"))
+            .values({col: sa.bindparam(f"b_{col}") for col in cols})
+        )
+        params = []
+        for node in nodes:
+            values = _node_values(node)
+            params.append({"b_id": node.id, **{f"b_{col}": values[col] for col in cols}})
+        await self._execute(conn, stmt, params)
+
+
+def _node_values(node: Node) -> dict[str, Any]:
+    return {
+        "id": node.id,
+        "env_id": node.env_id,
+        "instance_id": node.instance_id,
+        "launch_token": node.launch_token,
+        "state": node.state.value,
+        "zone": node.zone,
+        "instance_type": node.instance_type,
+        "max_price": node.max_price,
+        "origin": node.origin,
+        "created_at": node.created_at,
+        "launched_at": node.launched_at,
+        "running_at": node.running_at,
+        "last_seen_at": node.last_seen_at,
+        "cloud_state": node.cloud_state,
+        "ended_at": node.ended_at,
+        "end_reason": node.end_reason,
+        "end_detail": node.end_detail,
+    }
+
+
+def _node_from_row(row: Mapping[str, Any]) -> Node:
+    return Node(
+        id=row["id"],
+        env_id=row["env_id"],
+        state=NodeState(row["state"]),
+        zone=row["zone"],
+        instance_type=row["instance_type"],
+        created_at=row["created_at"],
+        instance_id=row["instance_id"],
+        launch_token=row["launch_token"],
+        max_price=row["max_price"],
+        origin=row["origin"],
+        launched_at=row["launched_at"],
+        running_at=row["running_at"],
+        last_seen_at=row["last_seen_at"],
+        cloud_state=row["cloud_state"],
+        ended_at=row["ended_at"],
+        end_reason=row["end_reason"],
+        end_detail=row["end_detail"],
+    )
+
+
+def _activity_values(activity: ActivityRecord, now: datetime) -> dict[str, Any]:
+    return {
+        "id": new_activity_id(),
+        "env_id": activity.env_id,
+        "node_id": activity.node_id,
+        "instance_id": activity.instance_id,
+        "activity_type": activity.activity_type,
+        "state": activity.state,
+        "cause": activity.cause[:1000],
+        "state_reason": activity.state_reason[:1000],
+        "start_time": now,
+        "end_time": now if activity.ended else None,
+    }
+
+
+def _integrity_to_validation(exc: IntegrityError, name: Any) -> ValidationFailed:
+    text = str(exc.orig or exc).lower()
+    if "unique" in text and "name" in text:
+        return ValidationFailed("name", f"an environment named {name!r} already exists")
+    for constraint, field_name, rule in (
+        ("desired_count_range", "desired_count", "must be from 0 to 2000"),
+        ("max_price_positive", "max_price", "must be greater than 0"),
+        ("name_not_empty", "name", "must not be empty"),
+    ):
+        if constraint in text:
+            return ValidationFailed(field_name, rule)
+    return ValidationFailed("environment", f"rejected by the database: {text.splitlines()[0]}")

@@ -1,0 +1,144 @@
+"""The compute_environments table as users meet it: plain SQL, constraints, the store's methods."""
+
+import re
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from controller.errors import ValidationFailed
+from controller.store.store import Store
+
+PLAIN_INSERT = (
+    "INSERT INTO compute_environments (name, zone, instance_type, image_id, max_price, "
+    "desired_count) VALUES (:name, 'ap-guangzhou-3', 'S2.MEDIUM4', 'img-pmqg1cw7', :price, :n)"
+)
+SEED = {
+    "name": "demo",
+    "zone": "ap-guangzhou-3",
+    "instance_type": "S2.MEDIUM4",
+    "image_id": "img-pmqg1cw7",
+    "max_price": "0.60",
+    "desired_count": 1,
+}
+
+
+async def test_plain_sql_insert_gets_defaults_and_an_env_id(store: Store) -> None:
+    async with store.engine.begin() as conn:
+        await conn.execute(sa.text(PLAIN_INSERT), {"name": "sql-env", "price": 0.6, "n": 3})
+    row = await store.get_environment("sql-env")
+    assert row is not None
+    assert re.fullmatch(r"env-[a-z0-9]{8}", row["id"])
+    assert row["status"] == "NEW"
+    assert row["running_count"] == 0
+    assert row["tags"] == "{}"
+    assert row["created_at"].tzinfo is not None
+    async with store.engine.begin() as conn:
+        result = await conn.execute(
+            sa.text("SELECT name, desired_count, status, status_reason FROM compute_environments")
+        )
+        assert result.all() == [("sql-env", 3, "NEW", "")]
+
+
+@pytest.mark.parametrize(
+    ("name", "price", "count"),
+    [
+        ("bad-count", 0.6, -1),
+        ("too-many", 0.6, 2001),
+        ("free", 0, 1),
+        ("negative", -1, 1),
+        ("", 0.6, 1),
+        ("   ", 0.6, 1),
+    ],
+)
+async def test_database_constraints_reject_plain_sql(
+    store: Store, name: str, price: float, count: int
+) -> None:
+    with pytest.raises(IntegrityError):
+        async with store.engine.begin() as conn:
+            await conn.execute(sa.text(PLAIN_INSERT), {"name": name, "price": price, "n": count})
+    assert await store.list_environments() == []
+
+
+async def test_duplicate_name_rejected_by_database(store: Store) -> None:
+    async with store.engine.begin() as conn:
+        await conn.execute(sa.text(PLAIN_INSERT), {"name": "dup", "price": 0.6, "n": 1})
+    with pytest.raises(IntegrityError):
+        async with store.engine.begin() as conn:
+            await conn.execute(sa.text(PLAIN_INSERT), {"name": "dup", "price": 0.6, "n": 1})
+    assert len(await store.list_environments()) == 1
+
+
+async def test_create_validates_before_writing(store: Store) -> None:
+    created = await store.create_environment(SEED, "ap-guangzhou")
+    assert created["desired_count"] == 1
+    cases = [
+        ({"desired_count": -1}, "desired_count"),
+        ({"desired_count": 2001}, "desired_count"),
+        ({"max_price": "abc"}, "max_price"),
+        ({"max_price": "0"}, "max_price"),
+        ({"zone": "guangzhou"}, "zone"),
+        ({"zone": "ap-shanghai-2"}, "zone"),
+        ({"instance_type": "s2-medium"}, "instance_type"),
+        ({"image_id": "img-1"}, "image_id"),
+        ({"name": "x" * 61}, "name"),
+        ({"name": "demo"}, "name"),  # duplicate
+    ]
+    for change, field in cases:
+        values = {**SEED, "name": "other", **change}
+        with pytest.raises(ValidationFailed) as err:
+            await store.create_environment(values, "ap-guangzhou")
+        assert err.value.field == field, change
+    assert [r["name"] for r in await store.list_environments()] == ["demo"]
+
+
+async def test_user_update_and_status_update_do_not_lose_each_other(store: Store) -> None:
+    env = await store.create_environment(SEED, "ap-guangzhou")
+    # The controller read the row earlier; meanwhile the user changes desired_count.
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            sa.text("UPDATE compute_environments SET desired_count = 7 WHERE id = :id"),
+            {"id": env["id"]},
+        )
+    await store.record_statuses(
+        [
+            {
+                "env_id": env["id"],
+                "status": "SCALING",
+                "status_reason": "launching 6",
+                "running_count": 1,
+                "pending_count": 0,
+                "launching_count": 6,
+                "next_attempt_at": None,
+                "last_reconciled_at": None,
+            }
+        ]
+    )
+    row = await store.get_environment(env["id"])
+    assert row is not None
+    assert row["desired_count"] == 7
+    assert row["status"] == "SCALING"
+    assert row["launching_count"] == 6
+
+
+async def test_delete_keeps_history(store: Store) -> None:
+    from datetime import UTC, datetime
+
+    from controller.store.store import ActivityRecord
+
+    env = await store.create_environment(SEED, "ap-guangzhou")
+    await store.record_changes(
+        new_activities=[ActivityRecord(env["id"], "CREATE_COMPUTE_NODE", "SUCCEED", "test")],
+        now=datetime.now(UTC),
+    )
+    await store.delete_environment("demo")
+    assert await store.get_environment("demo") is None
+    history = await store.list_activities(env["id"])
+    assert [a["cause"] for a in history] == ["test"]
+
+
+async def test_numbers_read_as_text_for_validation(store: Store) -> None:
+    await store.create_environment(SEED, "ap-guangzhou")
+    rows = await store.load_environment_rows()
+    assert rows[0]["desired_count"] == "1"
+    assert float(rows[0]["max_price"]) == pytest.approx(0.6)
