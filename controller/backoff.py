@@ -13,8 +13,9 @@ def backoff_delay(failures: int, base_s: float, max_s: float, rng: random.Random
     "Equal jitter": half the step is fixed so a pool is never retried at once, half is random so
     environments that failed together do not retry in lockstep.
     """
-    step = min(max_s, base_s * 2 ** max(0, failures - 1))
-    return step / 2 + rng.uniform(0, step / 2)
+    step: float = min(max_s, base_s * 2.0 ** max(0, failures - 1))
+    jitter: float = rng.uniform(0, step / 2)
+    return step / 2 + jitter
 
 
 @dataclass(frozen=True)

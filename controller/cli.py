@@ -88,10 +88,9 @@ async def _open_store(settings: Settings) -> Store:
 def with_store(fn: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
     """Run ``fn(store, settings, **kwargs)`` against an opened (and migrated) store."""
 
-    @click.pass_context
     @wraps(fn)
-    def wrapper(ctx: click.Context, **kwargs: Any) -> T:
-        settings = _settings(ctx)
+    def wrapper(**kwargs: Any) -> T:
+        settings = _settings(click.get_current_context())
 
         async def go() -> T:
             store = await _open_store(settings)

@@ -51,7 +51,9 @@ class CloudError(SpotControllerError):
         request_id: str | None = None,
         action: str | None = None,
     ) -> None:
-        super().__init__(f"{code}: {message}" + (f" (RequestId {request_id})" if request_id else ""))
+        super().__init__(
+            f"{code}: {message}" + (f" (RequestId {request_id})" if request_id else "")
+        )
         self.code = code
         self.message = message
         self.request_id = request_id

@@ -179,13 +179,21 @@ class Reconciler:
                 )
                 if isinstance(exc, AuthError):
                     self._hold_all(exc)
-            interval = ACTIVE_SWEEP_INTERVAL_S if self._busy() else self.settings.resync_interval_s
             if failures:
-                interval = min(
-                    self.settings.backoff_max_s,
-                    self.settings.poll_interval_s * 2 ** min(failures, 8),
-                )
-            await _sleep_until(started + interval, stop)
+                backoff = self.settings.poll_interval_s * 2 ** min(failures, 8)
+                await _sleep_until(started + min(self.settings.backoff_max_s, backoff), stop)
+            else:
+                await self._wait_for_next_sweep(started, stop)
+
+    async def _wait_for_next_sweep(self, started: float, stop: anyio.Event) -> None:
+        """Sweep every resync interval; sooner while launches or terminations are in flight."""
+        active = min(self.settings.resync_interval_s, ACTIVE_SWEEP_INTERVAL_S)
+        while not stop.is_set():
+            deadline = started + (active if self._busy() else self.settings.resync_interval_s)
+            now = anyio.current_time()
+            if now >= deadline:
+                return
+            await _sleep_until(min(deadline, now + self.settings.poll_interval_s), stop)
 
     async def sweep(self) -> Observation:
         """One paged DescribeInstances over this cluster's tag; the planner's only view."""
@@ -194,6 +202,9 @@ class Reconciler:
             filters={f"tag:{CLUSTER_TAG}": [self.settings.cluster]}
         )
         obs = Observation({i.instance_id: i for i in instances}, started_at)
+        log.debug(
+            "sweep_completed", instances=len(instances), states=sorted({i.state for i in instances})
+        )
         self.observation = obs
         self.observation_fresh = True
         self.health.last_sweep_at = anyio.current_time()
@@ -297,19 +308,17 @@ class Reconciler:
                     if first:
                         changed[node.id] = node
         for ch in plan.node_changes:
-            node = self.nodes.get(ch.node_id)
-            if node is None:
+            target = self.nodes.get(ch.node_id)
+            if target is None:
                 continue
-            self._change_node(node, ch, now, new_acts, finished)
-            changed[node.id] = node
+            self._change_node(target, ch, now, new_acts, finished)
+            changed[target.id] = target
         for adoption in plan.adoptions:
-            node = self._adopt(adoption, now, new_acts)
-            new_nodes.append(node)
-        for order in plan.terminations:
-            if order.env_id is None:
-                for iid in order.instance_ids:
-                    node = self._orphan_node(iid, obs, now, new_acts)
-                    new_nodes.append(node)
+            new_nodes.append(self._adopt(adoption, now, new_acts))
+        for termination in plan.terminations:
+            if termination.env_id is None:
+                for iid in termination.instance_ids:
+                    new_nodes.append(self._orphan_node(iid, obs, now, new_acts))
         for res in plan.resolutions:
             launch = self.launches.get(res.client_token)
             if launch is not None:
@@ -332,8 +341,8 @@ class Reconciler:
                 del self.nodes[node.id]
         for launch in plan.resends:
             self._spawn(self._send_launch, launch, True)
-        for order in plan.launches:
-            await self._start_launch(order, now)
+        for launch_order in plan.launches:
+            await self._start_launch(launch_order, now)
         for order in plan.terminations:
             ids = [i for i in order.instance_ids if i not in self.terminating_in_flight]
             if ids:

@@ -94,3 +94,11 @@ async def store(database_url: str) -> AsyncIterator[Store]:
     opened = await Store.open(database_url)
     yield opened
     await opened.close()
+
+
+@pytest.fixture(autouse=True)
+def _logs() -> None:
+    """Readable logs in test output, debug level when SPOT_CONTROLLER_TEST_DEBUG=1."""
+    from controller import logs
+
+    logs.configure("console", "debug" if os.environ.get("SPOT_CONTROLLER_TEST_DEBUG") else "info")

@@ -25,7 +25,9 @@ def utc_date(timestamp: int) -> str:
 
 def canonical_request(host: str, content_type: str, body: bytes) -> str:
     payload_hash = hashlib.sha256(body).hexdigest()
-    canonical_headers = f"content-type:{content_type.strip().lower()}\nhost:{host.strip().lower()}\n"
+    canonical_headers = (
+        f"content-type:{content_type.strip().lower()}\nhost:{host.strip().lower()}\n"
+    )
     return "\n".join(["POST", "/", "", canonical_headers, SIGNED_HEADERS, payload_hash])
 
 

@@ -49,7 +49,9 @@ async def _run(engine: AsyncEngine, fn: Callable[[Config], Any]) -> Any:
         async with engine.begin() as conn:
             return await conn.run_sync(run_sync)
     except SQLAlchemyError as exc:
-        raise StoreError(f"migration failed: {str(exc.orig or exc).splitlines()[0]}") from None
+        detail = str(getattr(exc, "orig", None) or exc).splitlines()
+        first = detail[0] if detail else type(exc).__name__
+        raise StoreError(f"migration failed: {first}") from None
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:

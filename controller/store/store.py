@@ -72,9 +72,9 @@ def _env_row(row: sa.Row[Any]) -> dict[str, Any]:
 
 
 def request_to_json(request: LaunchRequest) -> str:
-    data = dataclasses.asdict(request)
+    data = {f.name: getattr(request, f.name) for f in dataclasses.fields(request)}
     data["tags"] = dict(request.tags)
-    return json.dumps(data, sort_keys=True)
+    return json.dumps(data, sort_keys=True, default=list)
 
 
 def request_from_json(text: str) -> LaunchRequest:

@@ -4,10 +4,7 @@ import hashlib
 
 from controller.cloud import signing
 
-BODY = (
-    b'{"Limit": 1, "Filters": [{"Values": ["\\u672a\\u547d\\u540d"], '
-    b'"Name": "instance-name"}]}'
-)
+BODY = b'{"Limit": 1, "Filters": [{"Values": ["\\u672a\\u547d\\u540d"], "Name": "instance-name"}]}'
 CONTENT_TYPE = "application/json; charset=utf-8"
 HOST = "cvm.tencentcloudapi.com"
 TIMESTAMP = 1551113065
@@ -29,7 +26,11 @@ def test_payload_and_canonical_request_hashes_match_vector() -> None:
 
 def test_signature_matches_vector() -> None:
     sig = signing.signature(
-        SECRET_KEY, host=HOST, content_type=CONTENT_TYPE, body=BODY, timestamp=TIMESTAMP,
+        SECRET_KEY,
+        host=HOST,
+        content_type=CONTENT_TYPE,
+        body=BODY,
+        timestamp=TIMESTAMP,
         service="cvm",
     )
     assert sig == "72e494ea809ad7a8c8f7a4507b9bddcbaa8e581f516e8da2f66e2c5a96525168"
@@ -37,8 +38,13 @@ def test_signature_matches_vector() -> None:
 
 def test_authorization_header_round_trips_through_parser() -> None:
     header = signing.authorization(
-        SECRET_ID, SECRET_KEY, host=HOST, content_type=CONTENT_TYPE, body=BODY,
-        timestamp=TIMESTAMP, service="cvm",
+        SECRET_ID,
+        SECRET_KEY,
+        host=HOST,
+        content_type=CONTENT_TYPE,
+        body=BODY,
+        timestamp=TIMESTAMP,
+        service="cvm",
     )
     parsed = signing.parse_authorization(header)
     assert parsed is not None

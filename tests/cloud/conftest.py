@@ -1,0 +1,11 @@
+"""Fixtures of the cloud tests."""
+
+from __future__ import annotations
+
+import pytest
+from cloud_fakes import VirtualClock
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock()

@@ -1,0 +1,127 @@
+"""A real reconciler against a real simulator over loopback HTTP, on a real database.
+
+Assertions read the simulator's ground truth (``/_sim/instances``) and the database rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import anyio
+import httpx
+
+from controller.cloud.client import CvmClient
+from controller.daemon import simulator_settings
+from controller.model import ENV_TAG
+from controller.reconciler import Reconciler
+from controller.settings import Settings
+from controller.simulator import Simulator, SimulatorConfig
+from controller.simulator.server import background_server
+from controller.store.store import Store
+
+FAST = {
+    "poll_interval_s": 0.05,
+    "resync_interval_s": 0.3,
+    "backoff_base_s": 0.2,
+    "backoff_max_s": 1.0,
+    "error_retry_s": 1.0,
+    "orphan_grace_s": 0.5,
+    "launch_timeout_s": 5.0,
+    "cvm_timeout_s": 2.0,
+    "cvm_connect_timeout_s": 1.0,
+    "cvm_retry_base_s": 0.05,
+    "cvm_retry_max_s": 0.2,
+}
+
+
+def fast_simulator(**overrides: Any) -> Simulator:
+    values = {"launch_delay_s": 0.2, "terminate_delay_s": 0.2, **overrides}
+    config = dataclasses.replace(SimulatorConfig.default(), **values)
+    return Simulator(config, seed=7)
+
+
+@contextmanager
+def simulator_server(sim: Simulator) -> Iterator[str]:
+    with background_server(sim, host="127.0.0.1", port=0) as base_url:
+        yield base_url
+
+
+def settings_for(database_url: str, base_url: str, **overrides: Any) -> Settings:
+    settings = Settings.from_env({}, database_url=database_url, **{**FAST, **overrides})
+    return simulator_settings(settings, base_url)
+
+
+class World:
+    """The ground truth, read from the simulator's admin API."""
+
+    def __init__(self, base_url: str) -> None:
+        self.http = httpx.AsyncClient(base_url=base_url, timeout=10)
+
+    async def instances(self, *, include_gone: bool = False) -> list[dict[str, Any]]:
+        params = {"include_gone": "1"} if include_gone else {}
+        response = await self.http.get("/_sim/instances", params=params)
+        response.raise_for_status()
+        items: list[dict[str, Any]] = response.json()["instances"]
+        for item in items:
+            tags = item.get("Tags")
+            if isinstance(tags, list):
+                item["Tags"] = {t["Key"]: t["Value"] for t in tags}
+        return items
+
+    async def alive(self, env_id: str | None = None) -> list[dict[str, Any]]:
+        return [
+            i
+            for i in await self.instances()
+            if i["InstanceState"] not in ("TERMINATING", "LAUNCH_FAILED")
+            and (env_id is None or i["Tags"].get(ENV_TAG) == env_id)
+        ]
+
+    async def running(self, env_id: str) -> int:
+        return sum(i["InstanceState"] == "RUNNING" for i in await self.alive(env_id))
+
+    async def admin(self, method: str, path: str, payload: dict[str, Any]) -> Any:
+        response = await self.http.request(method, f"/_sim/{path}", json=payload)
+        response.raise_for_status()
+        return response.json()
+
+    async def stats(self) -> dict[str, Any]:
+        response = await self.http.get("/_sim/stats")
+        response.raise_for_status()
+        data: dict[str, Any] = response.json()
+        return data
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+@asynccontextmanager
+async def running_reconciler(settings: Settings, store: Store) -> AsyncIterator[Reconciler]:
+    """A reconciler running in the background of the test; stopped (gracefully) on exit."""
+    async with CvmClient(settings) as client:
+        reconciler = Reconciler(settings, store, client)
+        await reconciler.load()
+        stop = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: reconciler.run(stop=stop))
+            try:
+                yield reconciler
+            finally:
+                stop.set()
+                tg.cancel_scope.deadline = anyio.current_time() + 15  # bounded graceful stop
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], *, within_s: float = 20.0, what: str = ""
+) -> None:
+    """Poll ``check`` until it holds; fail with ``what`` after ``within_s`` seconds."""
+    deadline = time.monotonic() + within_s
+    while True:
+        if await check():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within_s} s waiting for {what}")
+        await anyio.sleep(0.05)
