@@ -353,6 +353,60 @@ async def env_list(store: Store, settings: Settings, output: str) -> None:
     Console(width=200).print(table)
 
 
+def _environments_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(
+        "name",
+        "status",
+        "desired",
+        "running",
+        "pending",
+        "launching",
+        "reason",
+        "next attempt",
+        "last reconciled",
+        title="spot-controller environments",
+    )
+    for r in (_public(row) for row in rows):
+        table.add_row(
+            r["name"],
+            r["status"],
+            str(r["desired_count"]),
+            str(r["running_count"]),
+            str(r["pending_count"]),
+            str(r["launching_count"]),
+            r["status_reason"],
+            r["next_attempt_at"] or "",
+            r["last_reconciled_at"] or "",
+        )
+    return table
+
+
+@main.command()
+@click.option(
+    "--interval",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(0.2, 3600),
+    help="Seconds between refreshes.",
+)
+@click.option("--once", is_flag=True, help="Print the table once and exit.")
+@with_store
+async def status(store: Store, settings: Settings, interval: float, once: bool) -> None:
+    """A refreshing view: desired vs running, status, reason and next retry per environment."""
+    console = Console(width=200)
+    if once:
+        console.print(_environments_table(await store.list_environments()))
+        return
+    from rich.live import Live
+
+    with Live(
+        _environments_table(await store.list_environments()), console=console, auto_refresh=False
+    ) as live:
+        while True:
+            await anyio.sleep(interval)
+            live.update(_environments_table(await store.list_environments()), refresh=True)
+
+
 def _show_one(row: Mapping[str, Any], output: str) -> None:
     data = _public(row)
     if output == "json":

@@ -18,7 +18,7 @@ from typing import IO
 
 import anyio
 
-from controller import __version__
+from controller import __version__, health
 from controller.cloud.client import CvmClient
 from controller.errors import ConfigError
 from controller.logs import get_logger
@@ -140,10 +140,19 @@ async def _supervise(settings: Settings, store: Store) -> int:
             poll_interval_s=settings.poll_interval_s,
             resync_interval_s=settings.resync_interval_s,
         )
+        listener = health.bind(settings.http_addr) if settings.http_addr else None
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_signals, stop, tg.cancel_scope, settings.shutdown_deadline_s)
             tg.start_soon(_heartbeat, reconciler, settings.heartbeat_interval_s)
-            await reconciler.run(stop=stop)
+            async with anyio.create_task_group() as work:
+                if listener is not None:
+                    work.start_soon(health.serve, reconciler, listener, stop)
+                    log.info(
+                        "http_listening",
+                        addr=settings.http_addr,
+                        paths=["/healthz", "/readyz", "/metrics"],
+                    )
+                await reconciler.run(stop=stop)
             tg.cancel_scope.cancel()
         log.info("daemon_stopped", passes=reconciler.health.passes)
         return 0

@@ -12,6 +12,7 @@ import hashlib
 import json
 import random
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -80,6 +81,7 @@ class Health:
     last_pass_at: float | None = None
     last_sweep_at: float | None = None
     passes: int = 0
+    last_pass_duration_s: float = 0.0
     observed: bool = False
     store_ok: bool = True
     last_error: str = ""
@@ -124,6 +126,8 @@ class Reconciler:
         self.last_status: dict[str, tuple[Any, ...]] = {}
         self.last_status_write: dict[str, float] = {}
         self.health = Health()
+        # Monotonic event counts for /metrics: (metric, env id, label) -> count.
+        self.counts: Counter[tuple[str, str, str]] = Counter()
         self.wakeup = anyio.Event()
         self._tg: TaskGroup | None = None
 
@@ -239,6 +243,7 @@ class Reconciler:
                 await anyio.sleep(min(0.05, self.settings.poll_interval_s))
 
     async def run_pass(self) -> Plan | None:
+        started = anyio.current_time()
         now = self.clock()
         rows = await self.store.load_environment_rows()
         self._load_specs(rows)
@@ -265,6 +270,7 @@ class Reconciler:
         plan = planner.plan(snap)
         await self._apply(plan, obs, now)
         self.health.last_pass_at = anyio.current_time()
+        self.health.last_pass_duration_s = self.health.last_pass_at - started
         return plan
 
     def _load_specs(self, rows: list[dict[str, Any]]) -> None:
@@ -398,6 +404,7 @@ class Reconciler:
             if node.instance_id:
                 self.recently_ended[node.instance_id] = now
             reason = EndReason(node.end_reason) if node.end_reason else EndReason.RELEASED
+            self.counts[("ended", node.env_id, reason.value)] += 1
             if previous == NodeState.DELETING:
                 finished.append((node.id, TERMINATE_NODE, "SUCCEED", "instance gone"))
                 log.info("instance_terminated", reason=reason.value, **fields)
@@ -582,6 +589,7 @@ class Reconciler:
             try:
                 result = await self.client.run_instances(launch.request)
             except (TransientError, Throttled) as exc:
+                self.counts[("launches", launch.env_id, "unresolved")] += 1
                 # Outcome unknown: the same token is sent again after the next sweep.
                 log.warning(
                     "launch_unresolved",
@@ -644,6 +652,8 @@ class Reconciler:
         self.blocks.pop((None, launch.pool), None)
         self.blocks.pop((launch.env_id, launch.pool), None)
         self.holds.pop(launch.env_id, None)
+        self.counts[("launches", launch.env_id, "succeeded")] += 1
+        self.counts[("launched", launch.env_id, "")] += len(fresh)
         log.info(
             "launch_succeeded",
             env=self.env_names.get(launch.env_id, ""),
@@ -673,6 +683,7 @@ class Reconciler:
             self.nodes.pop(node.id, None)
         self.launches.pop(launch.client_token, None)
         kind = _reason_class(exc)
+        self.counts[("launches", launch.env_id, kind)] += 1
         env = self.env_names.get(launch.env_id, "")
         log.warning(
             "launch_failed",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from cloud_fakes import VirtualClock
+
+from tests.cloud.cloud_fakes import VirtualClock
 
 
 @pytest.fixture

@@ -10,17 +10,6 @@ import anyio
 import httpx
 import pytest
 import structlog
-from cloud_fakes import (
-    LAUNCH,
-    SECRET_ID,
-    SECRET_KEY,
-    SESSION_TOKEN,
-    Wire,
-    api_error,
-    client_for,
-    make_settings,
-    ok,
-)
 
 from controller.cloud.client import CvmClient
 from controller.errors import (
@@ -31,6 +20,17 @@ from controller.errors import (
     TransientError,
 )
 from controller.settings import Secret
+from tests.cloud.cloud_fakes import (
+    LAUNCH,
+    SECRET_ID,
+    SECRET_KEY,
+    SESSION_TOKEN,
+    Wire,
+    api_error,
+    client_for,
+    make_settings,
+    ok,
+)
 
 
 class Sleeps:

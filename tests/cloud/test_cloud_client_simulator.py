@@ -15,7 +15,6 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from cloud_fakes import SECRET_ID, SECRET_KEY, make_settings
 
 from controller.cloud.client import CvmClient
 from controller.cloud.models import LaunchRequest
@@ -32,6 +31,7 @@ from controller.errors import (
 from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY, Settings
 from controller.simulator import FaultsConfig, Simulator, SimulatorConfig
 from controller.simulator.server import background_server
+from tests.cloud.cloud_fakes import SECRET_ID, SECRET_KEY, make_settings
 
 ZONE = "ap-guangzhou-3"
 TYPE = "S5.MEDIUM4"  # 0.10 CNY/hour in ZONE in the default market

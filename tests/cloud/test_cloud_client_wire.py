@@ -12,7 +12,14 @@ from typing import Any
 
 import httpx
 import pytest
-from cloud_fakes import (
+from tencentcloud.cvm.v20170312 import models as sdk
+
+from controller.cloud import signing
+from controller.cloud.client import CvmClient
+from controller.cloud.models import Instance, LaunchRequest
+from controller.errors import InvalidSpec, ValidationFailed
+from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY, Secret
+from tests.cloud.cloud_fakes import (
     LAUNCH,
     SECRET_ID,
     SECRET_KEY,
@@ -24,13 +31,6 @@ from cloud_fakes import (
     make_settings,
     ok,
 )
-from tencentcloud.cvm.v20170312 import models as sdk
-
-from controller.cloud import signing
-from controller.cloud.client import CvmClient
-from controller.cloud.models import Instance, LaunchRequest
-from controller.errors import InvalidSpec, ValidationFailed
-from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY, Secret
 
 TC = "cvm.tencentcloudapi.com"
 TC_GZ = "cvm.ap-guangzhou.tencentcloudapi.com"

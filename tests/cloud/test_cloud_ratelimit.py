@@ -6,9 +6,9 @@ import itertools
 
 import anyio
 import pytest
-from cloud_fakes import VirtualClock, make_settings
 
 from controller.cloud.ratelimit import DEFAULT_RATE, RateLimiter
+from tests.cloud.cloud_fakes import VirtualClock, make_settings
 
 
 def _limiter(clock: VirtualClock, rates: dict[str, float]) -> RateLimiter:

@@ -18,7 +18,7 @@ from controller.cloud.client import CvmClient
 from controller.daemon import simulator_settings
 from controller.model import ENV_TAG
 from controller.reconciler import Reconciler
-from controller.settings import Settings
+from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY, Settings
 from controller.simulator import Simulator, SimulatorConfig
 from controller.simulator.server import background_server
 from controller.store.store import Store
@@ -39,7 +39,14 @@ FAST = {
 
 
 def fast_simulator(**overrides: Any) -> Simulator:
-    values = {"launch_delay_s": 0.2, "terminate_delay_s": 0.2, **overrides}
+    # The simulator's documented credentials on both sides, whatever the developer has exported.
+    values = {
+        "launch_delay_s": 0.2,
+        "terminate_delay_s": 0.2,
+        "secret_id": SIMULATOR_SECRET_ID,
+        "secret_key": SIMULATOR_SECRET_KEY,
+        **overrides,
+    }
     config = dataclasses.replace(SimulatorConfig.default(), **values)
     return Simulator(config, seed=7)
 

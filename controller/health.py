@@ -1,0 +1,230 @@
+"""The optional HTTP listener: /healthz, /readyz and /metrics (Prometheus text format).
+
+It reads the reconciler's state at request time and never changes it. /healthz is the loop's
+heartbeat (a stuck loop turns it red, the failure mode kopf users report); /readyz says whether
+this replica can do its job (database reachable and migrated, first observation done).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import anyio
+import uvicorn
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from controller.errors import ConfigError, SpotControllerError
+from controller.model import NodeState
+from controller.store import migrate
+from controller.store.database import check_connection
+
+if TYPE_CHECKING:
+    from controller.reconciler import Reconciler
+
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+READY_CHECK_TIMEOUT_S = 2.0
+
+
+def stale_after_s(poll_interval_s: float) -> float:
+    """How long without a finished pass before the loop counts as stuck."""
+    return max(30.0, 10 * poll_interval_s)
+
+
+class ReconcilerCollector(Collector):
+    """Prometheus metrics computed from the reconciler at scrape time."""
+
+    def __init__(self, reconciler: Reconciler) -> None:
+        self.r = reconciler
+
+    def collect(self) -> Iterator[Metric]:
+        r = self.r
+        env_labels = ["env", "env_id"]
+        desired = GaugeMetricFamily(
+            "spot_controller_environment_desired",
+            "Desired instances per environment",
+            labels=env_labels,
+        )
+        states = {
+            NodeState.RUNNING: GaugeMetricFamily(
+                "spot_controller_environment_running", "RUNNING instances", labels=env_labels
+            ),
+            NodeState.CREATING: GaugeMetricFamily(
+                "spot_controller_environment_pending", "PENDING instances", labels=env_labels
+            ),
+            NodeState.SUBMITTED: GaugeMetricFamily(
+                "spot_controller_environment_launching",
+                "Instances asked for, RunInstances not answered yet",
+                labels=env_labels,
+            ),
+            NodeState.DELETING: GaugeMetricFamily(
+                "spot_controller_environment_terminating",
+                "Instances being terminated",
+                labels=env_labels,
+            ),
+        }
+        counts: dict[tuple[str, NodeState], int] = {}
+        for node in r.nodes.values():
+            key = (node.env_id, node.state)
+            counts[key] = counts.get(key, 0) + 1
+        for env_id, spec in r.specs.items():
+            labels = [spec.name, env_id]
+            desired.add_metric(labels, spec.desired_count)
+            for state, family in states.items():
+                family.add_metric(labels, counts.get((env_id, state), 0))
+        yield desired
+        yield from states.values()
+
+        status = GaugeMetricFamily(
+            "spot_controller_environment_status",
+            "1 for the environment's current status",
+            labels=[*env_labels, "status"],
+        )
+        for env_id, key in r.last_status.items():
+            status.add_metric([r.env_names.get(env_id, ""), env_id, str(key[0])], 1)
+        yield status
+
+        families = {
+            "launches": CounterMetricFamily(
+                "spot_controller_launches",
+                "RunInstances calls by result",
+                labels=["env_id", "result"],
+            ),
+            "launched": CounterMetricFamily(
+                "spot_controller_instances_launched", "Instances launched", labels=["env_id"]
+            ),
+            "ended": CounterMetricFamily(
+                "spot_controller_instances_ended",
+                "Instances ended, by reason (interrupted, released, scale_in, ...)",
+                labels=["env_id", "reason"],
+            ),
+        }
+        for (metric, env_id, label), value in sorted(r.counts.items()):
+            labels = [env_id] if metric == "launched" else [env_id, label]
+            families[metric].add_metric(labels, value)
+        yield from families.values()
+
+        calls = CounterMetricFamily(
+            "spot_controller_cloud_calls",
+            "CVM API calls by action and result code",
+            labels=["action", "code"],
+        )
+        for (action, code), value in sorted(r.client.stats.items()):
+            calls.add_metric([action, code], value)
+        yield calls
+
+        backoff = GaugeMetricFamily(
+            "spot_controller_pool_backoff_until_seconds",
+            "Unix time before which a pool is not tried (0 once expired)",
+            labels=["env_id", "zone", "instance_type", "kind"],
+        )
+        now = r.clock()
+        for (blocked, pool), block in sorted(r.blocks.items(), key=lambda kv: str(kv[0])):
+            until = block.until.timestamp() if block.active(now) else 0.0
+            backoff.add_metric([blocked or "", pool.zone, pool.instance_type, block.kind], until)
+        yield backoff
+
+        h = r.health
+        yield GaugeMetricFamily(
+            "spot_controller_pass_duration_seconds",
+            "Duration of the last reconcile pass",
+            value=h.last_pass_duration_s,
+        )
+        yield CounterMetricFamily("spot_controller_passes", "Reconcile passes", value=h.passes)
+        yield GaugeMetricFamily(
+            "spot_controller_observed",
+            "1 once the first complete sweep is done",
+            value=1 if h.observed else 0,
+        )
+
+
+def build_app(reconciler: Reconciler) -> Starlette:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ReconcilerCollector(reconciler))
+    stale_s = stale_after_s(reconciler.settings.poll_interval_s)
+
+    async def healthz(_: Request) -> Response:
+        h = reconciler.health
+        now = anyio.current_time()
+        last = h.last_pass_at if h.last_pass_at is not None else h.started_at
+        age = now - last
+        body = {
+            "status": "ok" if age <= stale_s else "stuck",
+            "last_pass_age_s": round(age, 3),
+            "passes": h.passes,
+            "stale_after_s": stale_s,
+        }
+        return JSONResponse(body, status_code=200 if age <= stale_s else 503)
+
+    async def readyz(_: Request) -> Response:
+        checks: dict[str, str] = {}
+        try:
+            with anyio.fail_after(READY_CHECK_TIMEOUT_S):
+                await check_connection(reconciler.store.engine)
+                checks["database"] = "ok"
+                at_head = await migrate.is_at_head(reconciler.store.engine)
+                checks["migrations"] = "ok" if at_head else "not at head"
+        except (SpotControllerError, TimeoutError) as exc:
+            checks["database"] = f"unreachable: {exc or 'timeout'}"
+        except Exception as exc:  # any failure of the check is "not ready"
+            checks["database"] = f"error: {type(exc).__name__}"
+        checks["observation"] = "ok" if reconciler.health.observed else "waiting for first sweep"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(registry), media_type=PROMETHEUS_CONTENT_TYPE)
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
+        ]
+    )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers: the daemon owns SIGTERM and SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def bind(addr: str) -> socket.socket:
+    """Bind ``host:port`` now, so a taken port is a clear one-line error at start."""
+    host, _, port = addr.rpartition(":")
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, int(port)))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"SPOT_CONTROLLER_HTTP_ADDR: cannot listen on {addr}: {exc.strerror or exc}"
+        ) from None
+    return sock
+
+
+async def serve(reconciler: Reconciler, sock: socket.socket, stop: anyio.Event) -> None:
+    """Serve the listener on a bound socket until ``stop`` is set."""
+    config = uvicorn.Config(
+        build_app(reconciler), log_level="warning", access_log=False, lifespan="off"
+    )
+    server = _Server(config)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: server.serve(sockets=[sock]))
+        await stop.wait()
+        server.should_exit = True
+    sock.close()

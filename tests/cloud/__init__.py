@@ -1,0 +1,1 @@
+"""Tests of the CVM client edge: classification, rate limits, wire, simulator."""
