@@ -6,8 +6,10 @@ Bad input gets one line naming the field and the rule, and exit code 2; nothing 
 from __future__ import annotations
 
 import json
+import re
 import sys
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from functools import wraps
@@ -47,6 +49,48 @@ LIST_COLUMNS = (
 def _fail(message: str, code: int = EXIT_USAGE) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+class _OneLineUsageError(click.ClickException):
+    """A usage error shown like every other error of the CLI: one line on stderr, exit 2."""
+
+    exit_code = EXIT_USAGE
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+# click >= 8.2 shows a group's help through this error when no subcommand is given: keep it.
+_HELP_SHOWN = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+@contextmanager
+def _one_line_usage_errors() -> Iterator[None]:
+    try:
+        yield
+    except _HELP_SHOWN:
+        raise
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "spot-controller"
+        raise _OneLineUsageError(f"{exc.format_message()} (see `{where} --help`)") from None
+
+
+class _Cli(click.Group):
+    """The top-level group: click's multi-line usage errors become our one-line form."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        with _one_line_usage_errors():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _one_line_usage_errors():
+            return super().invoke(ctx)
 
 
 def _run(coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -104,7 +148,7 @@ def with_store(fn: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="spot-controller")
 @click.pass_context
 def main(ctx: click.Context) -> None:
@@ -154,6 +198,9 @@ def run(ctx: click.Context, simulate: bool, simulator_port: int, no_migrate: boo
 def show_config(ctx: click.Context, output: str) -> None:
     """Show every setting, its current value (secrets masked), unit and meaning."""
     rows = _settings(ctx).describe()
+    for row in rows:
+        if row["env"] == "SPOT_CONTROLLER_DATABASE_URL":
+            row["value"] = _without_password(row["value"])
     if output == "json":
         click.echo(json.dumps(rows, indent=2))
         return
@@ -161,6 +208,15 @@ def show_config(ctx: click.Context, output: str) -> None:
     for r in rows:
         table.add_row(r["env"], r["value"], r["unit"], r["doc"])
     Console().print(table)
+
+
+def _without_password(url: str) -> str:
+    """The database URL as shown to users: ``scheme://user:***@host/db``.
+
+    Masked as text, up to the last "@", so that a URL that does not parse, or a password
+    with an unescaped "@", is not shown either.
+    """
+    return re.sub(r"(://[^:/@]*:).*@", r"\1***@", url)
 
 
 # ----- db -------------------------------------------------------------------------------------
@@ -434,7 +490,8 @@ async def env_show(store: Store, settings: Settings, name: str, output: str) -> 
     _show_one(await _require(store, name), output)
 
 
-@env.command("scale")
+# ignore_unknown_options: "-1" is a (bad) count to report, not an unknown option.
+@env.command("scale", context_settings={"ignore_unknown_options": True})
 @click.argument("name")
 @click.argument("desired", type=int)
 @with_store
@@ -528,9 +585,11 @@ async def env_activities(
 async def env_nodes(
     store: Store, settings: Settings, name: str, show_all: bool, output: str
 ) -> None:
-    """Show the compute nodes (instances) of NAME."""
+    """Show the compute nodes (instances) of NAME (also of a deleted environment, by id)."""
     row = await store.get_environment(name)
     env_id = row["id"] if row else name
+    if row is None and not name.startswith("env-"):
+        raise ValidationFailed("name", f"no environment named {name!r}")
     nodes = [
         {k: _jsonable(v) for k, v in n.items()}
         for n in await store.list_nodes(env_id)

@@ -20,7 +20,7 @@ import anyio
 
 from controller import __version__, health
 from controller.cloud.client import CvmClient
-from controller.errors import ConfigError
+from controller.errors import ConfigError, SpotControllerError
 from controller.logs import get_logger
 from controller.model import NodeState
 from controller.reconciler import Reconciler
@@ -124,6 +124,12 @@ async def run_daemon(
                     "(or run with --simulate)"
                 )
             return await _supervise(settings, store)
+        except SpotControllerError:
+            raise
+        except Exception as exc:
+            # A supervised task died: say so loudly and exit non-zero, never linger half-alive.
+            log.error("daemon_crashed", error=repr(exc), exc_info=True)
+            raise SpotControllerError(f"daemon crashed: {exc!r}") from exc
         finally:
             await store.close()
 
@@ -131,7 +137,6 @@ async def run_daemon(
 async def _supervise(settings: Settings, store: Store) -> int:
     async with CvmClient(settings) as client:
         reconciler = Reconciler(settings, store, client)
-        await reconciler.load()
         stop = anyio.Event()
         log.info(
             "daemon_started",

@@ -24,6 +24,10 @@ class StoreUnavailable(StoreError):
     """The database cannot be reached (connection refused, file not openable)."""
 
 
+class LeaseLost(StoreError):
+    """This replica does not hold the controller lease: it must not write or launch."""
+
+
 class ValidationFailed(SpotControllerError):
     """A value given by a user breaks a rule; ``field`` names the value, ``rule`` the rule."""
 

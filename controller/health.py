@@ -139,6 +139,17 @@ class ReconcilerCollector(Collector):
             value=h.last_pass_duration_s,
         )
         yield CounterMetricFamily("spot_controller_passes", "Reconcile passes", value=h.passes)
+        fence = r.store.fence
+        yield GaugeMetricFamily(
+            "spot_controller_lease_leader",
+            "1 while this replica holds the controller lease and acts",
+            value=1 if (fence is not None or not r.store.fencing) else 0,
+        )
+        yield GaugeMetricFamily(
+            "spot_controller_lease_epoch",
+            "Epoch (fencing token) of the lease this replica holds; 0 when standby",
+            value=fence.epoch if fence else 0,
+        )
         yield GaugeMetricFamily(
             "spot_controller_observed",
             "1 once the first complete sweep is done",
@@ -154,7 +165,10 @@ def build_app(reconciler: Reconciler) -> Starlette:
     async def healthz(_: Request) -> Response:
         h = reconciler.health
         now = anyio.current_time()
-        last = h.last_pass_at if h.last_pass_at is not None else h.started_at
+        standby = reconciler.store.fencing and reconciler.store.fence is None
+        # A leader proves life by finishing passes; a standby by its lease loop turning.
+        beat = h.last_lease_tick_at if standby else h.last_pass_at
+        last = beat if beat is not None else h.started_at
         age = now - last
         body = {
             "status": "ok" if age <= stale_s else "stuck",
@@ -176,9 +190,16 @@ def build_app(reconciler: Reconciler) -> Starlette:
             checks["database"] = f"unreachable: {exc or 'timeout'}"
         except Exception as exc:  # any failure of the check is "not ready"
             checks["database"] = f"error: {type(exc).__name__}"
-        checks["observation"] = "ok" if reconciler.health.observed else "waiting for first sweep"
+        standby = reconciler.store.fencing and reconciler.store.fence is None
+        if standby:
+            checks["observation"] = "ok"  # a standby is ready to take over; it observes then
+        else:
+            checks["observation"] = (
+                "ok" if reconciler.health.observed else "waiting for first sweep"
+            )
         ready = all(v == "ok" for v in checks.values())
-        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+        body = {"ready": ready, "role": "standby" if standby else "leader", "checks": checks}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(registry), media_type=PROMETHEUS_CONTENT_TYPE)

@@ -47,7 +47,7 @@ class Policy:
     launch_timeout_s: float = 300.0
     orphan_grace_s: float = 30.0
     # An instance launched this recently may not be visible to DescribeInstances yet.
-    visibility_grace_s: float = 60.0
+    visibility_grace_s: float = 30.0
     terminate_retry_s: float = 10.0
 
 
@@ -293,19 +293,18 @@ def _node_missing(snap: Snapshot, obs: Observation, node: Node, change: _Change)
         launched = node.launched_at or node.created_at
         if launched + timedelta(seconds=policy.visibility_grace_s) > obs.started_at:
             return
-        if not _older_than(launched, snap.now, policy.launch_timeout_s):
-            return
         if node.state == NodeState.DELETING:
             change(node, NodeState.ENDED, "instance_terminated", cloud_state=None)
-            return
-        change(
-            node,
-            NodeState.ENDED,
-            "launch_timeout",
-            cloud_state=None,
-            end_reason=EndReason.LAUNCH_TIMEOUT,
-            detail="instance never appeared in DescribeInstances",
-        )
+        else:
+            change(
+                node,
+                NodeState.ENDED,
+                "instance_released",
+                cloud_state=None,
+                end_reason=EndReason.RELEASED,
+                detail=f"never shown by DescribeInstances within {policy.visibility_grace_s:g} "
+                "s of its launch (reclaimed or released before it was seen)",
+            )
         return
     if node.state == NodeState.DELETING:
         change(node, NodeState.ENDED, "instance_terminated", cloud_state=None)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
+import socket
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -31,6 +33,7 @@ from controller.errors import (
     CloudError,
     InstanceNotFound,
     InvalidSpec,
+    LeaseLost,
     OperationRejected,
     PriceTooLow,
     QuotaExceeded,
@@ -46,7 +49,7 @@ from controller.model import CLUSTER_TAG, ENV_TAG, TOKEN_TAG, EndReason, Launch,
 from controller.planner import EnvStatus, Observation, Plan, Policy, Snapshot, StatusReport
 from controller.settings import Settings
 from controller.spec import EnvironmentSpec, Pool, parse_environment
-from controller.store.store import CREATE_NODE, TERMINATE_NODE, ActivityRecord, Store
+from controller.store.store import CREATE_NODE, TERMINATE_NODE, ActivityRecord, Fence, Store
 
 log = get_logger()
 
@@ -82,6 +85,8 @@ class Health:
     last_sweep_at: float | None = None
     passes: int = 0
     last_pass_duration_s: float = 0.0
+    leader: bool = False
+    last_lease_tick_at: float | None = None
     observed: bool = False
     store_ok: bool = True
     last_error: str = ""
@@ -106,7 +111,7 @@ class Reconciler:
             launch_batch_max=settings.launch_batch_max,
             launch_timeout_s=settings.launch_timeout_s,
             orphan_grace_s=settings.orphan_grace_s,
-            visibility_grace_s=max(60.0, 2 * settings.resync_interval_s),
+            visibility_grace_s=settings.visibility_grace_s,
             terminate_retry_s=max(10.0, settings.resync_interval_s),
         )
         self.nodes: dict[str, Node] = {}
@@ -118,6 +123,8 @@ class Reconciler:
         self.blocks: dict[tuple[str | None, Pool], Block] = {}
         self.holds: dict[str, Block] = {}
         self.observation: Observation | None = None
+        self.sweep_error: CloudError | None = None
+        self.needs_reload = False
         self.observation_fresh = False
         self.env_names: dict[str, str] = {}
         self.specs: dict[str, EnvironmentSpec] = {}
@@ -126,6 +133,7 @@ class Reconciler:
         self.last_status: dict[str, tuple[Any, ...]] = {}
         self.last_status_write: dict[str, float] = {}
         self.health = Health()
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         # Monotonic event counts for /metrics: (metric, env id, label) -> count.
         self.counts: Counter[tuple[str, str, str]] = Counter()
         self.wakeup = anyio.Event()
@@ -140,19 +148,103 @@ class Reconciler:
         log.info("state_loaded", nodes=len(self.nodes), pending_launches=len(self.launches))
 
     async def run(self, *, stop: anyio.Event | None = None) -> None:
-        """Run sweeps and passes until ``stop`` is set; in-flight calls finish before return."""
+        """Hold the lease, sweep and pass until ``stop`` is set.
+
+        Only the replica holding the cluster's lease acts; the others wait to take over. Calls
+        already sent when ``stop`` is set finish so their results are recorded (the daemon's
+        shutdown deadline bounds this); then the lease is given up at once.
+        """
         self.health.started_at = anyio.current_time()
         stop = stop or anyio.Event()
-        async with anyio.create_task_group() as actions:
-            self._tg = actions
-            async with anyio.create_task_group() as loops:
-                loops.start_soon(self._sweep_loop, stop)
-                loops.start_soon(self._pass_loop, stop)
-                await stop.wait()
-                loops.cancel_scope.cancel()
-            # Launch and terminate calls already sent are let finish (bounded by the client's
-            # timeouts) so their results are recorded; the daemon's shutdown deadline caps this.
-        self._tg = None
+        self.store.fencing = True
+        try:
+            async with anyio.create_task_group() as actions:
+                self._tg = actions
+                async with anyio.create_task_group() as loops:
+                    loops.start_soon(self._lease_loop, stop)
+                    loops.start_soon(self._sweep_loop, stop)
+                    loops.start_soon(self._pass_loop, stop)
+                    await stop.wait()
+                    loops.cancel_scope.cancel()
+        finally:
+            self._tg = None
+            fence = self.store.fence
+            if fence is not None:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                    try:
+                        await self.store.release_lease(fence)
+                        log.info("lease_released", holder=self.holder, epoch=fence.epoch)
+                    except StoreError as exc:
+                        log.warning("lease_release_failed", error=str(exc))
+                self.store.fence = None
+
+    @property
+    def leading(self) -> bool:
+        return self.store.fence is not None or not self.store.fencing
+
+    # ----- the lease ----------------------------------------------------------------------
+
+    async def _lease_loop(self, stop: anyio.Event) -> None:
+        s = self.settings
+        last_renewed = anyio.current_time()
+        while not stop.is_set():
+            self.health.last_lease_tick_at = anyio.current_time()
+            fence = self.store.fence
+            try:
+                if fence is None:
+                    epoch = await self.store.acquire_lease(
+                        s.cluster, self.holder, s.lease_duration_s
+                    )
+                    if epoch is not None:
+                        last_renewed = anyio.current_time()
+                        await self._become_leader(epoch)
+                elif await self.store.renew_lease(fence, s.lease_duration_s):
+                    last_renewed = anyio.current_time()
+                else:
+                    self._lose_lease("the lease was taken over or expired")
+            except StoreError as exc:
+                self.health.store_ok = False
+                log.warning(
+                    "lease_renew_failed" if fence else "lease_acquire_failed",
+                    error=str(exc),
+                    holder=self.holder,
+                )
+            if (
+                self.store.fence is not None
+                and anyio.current_time() - last_renewed > s.lease_renew_deadline_s
+            ):
+                self._lose_lease(f"not renewed for {s.lease_renew_deadline_s:g} s")
+            await _sleep_until(anyio.current_time() + s.lease_retry_s, stop)
+
+    async def _become_leader(self, epoch: int) -> None:
+        """Start from the durable records: another replica may have acted since we last did."""
+        self.store.fence = Fence(self.settings.cluster, self.holder, epoch)
+        self.observation = None
+        self.observation_fresh = False
+        self.health.observed = False
+        self.last_status.clear()
+        self.last_status_write.clear()
+        try:
+            await self.load()
+        except StoreError:
+            self.store.fence = None
+            raise
+        self.health.leader = True
+        log.info("lease_acquired", holder=self.holder, epoch=epoch)
+        self._wake()
+
+    def _lose_lease(self, reason: str) -> None:
+        """Stop acting at once; calls in flight can no longer record anything."""
+        fence = self.store.fence
+        self.store.fence = None
+        self.health.leader = False
+        self.health.observed = False
+        self.observation = None
+        self.nodes.clear()
+        self.launches.clear()
+        log.warning(
+            "lease_lost", holder=self.holder, epoch=fence.epoch if fence else None, reason=reason
+        )
 
     def _wake(self) -> None:
         self.wakeup.set()
@@ -168,11 +260,16 @@ class Reconciler:
         failures = 0
         while not stop.is_set():
             started = anyio.current_time()
+            if not self.leading:
+                await _sleep_until(started + self.settings.poll_interval_s, stop)
+                continue
             try:
                 await self.sweep()
                 failures = 0
+                self.sweep_error = None
             except CloudError as exc:
                 failures += 1
+                self.sweep_error = exc
                 self.health.last_error = str(exc)
                 log.warning(
                     "sweep_failed",
@@ -205,7 +302,20 @@ class Reconciler:
         instances = await self.client.describe_instances(
             filters={f"tag:{CLUSTER_TAG}": [self.settings.cluster]}
         )
-        obs = Observation({i.instance_id: i for i in instances}, started_at)
+        seen = {i.instance_id: i for i in instances}
+        # Offset paging over a list that changes while it is read can skip entries. Before a
+        # recorded instance is judged gone, ask for it by id, which is exact.
+        missing = [
+            n.instance_id
+            for n in self.nodes.values()
+            if n.instance_id
+            and n.instance_id not in seen
+            and n.state in (NodeState.CREATING, NodeState.RUNNING, NodeState.DELETING)
+        ]
+        if missing:
+            for inst in await self.client.describe_instances(instance_ids=missing):
+                seen[inst.instance_id] = inst
+        obs = Observation(seen, started_at)
         log.debug(
             "sweep_completed", instances=len(instances), states=sorted({i.state for i in instances})
         )
@@ -225,13 +335,17 @@ class Reconciler:
         while not stop.is_set():
             started = anyio.current_time()
             try:
-                await self.run_pass()
+                if self.leading:
+                    await self.run_pass()
+                    self.health.store_ok = True
                 failures = 0
-                self.health.store_ok = True
             except StoreError as exc:
                 failures += 1
                 self.health.store_ok = False
                 self.health.last_error = str(exc)
+                # Memory may now be ahead of the records: start again from the records and a
+                # fresh sweep before acting.
+                self.needs_reload = True
                 log.error("pass_failed", reason="store", error=str(exc), failures=failures)
             delay = self.settings.poll_interval_s
             if failures:
@@ -245,12 +359,18 @@ class Reconciler:
     async def run_pass(self) -> Plan | None:
         started = anyio.current_time()
         now = self.clock()
+        if self.needs_reload:
+            await self.load()
+            self.observation = None
+            self.needs_reload = False
         rows = await self.store.load_environment_rows()
         self._load_specs(rows)
         self._expire(now)
         self.health.passes += 1
         if self.observation is None:
-            return None  # never act on a partial view: wait for the first full sweep
+            # Never act on a partial view: wait for the first full sweep, but say why.
+            await self._report_unobserved(now)
+            return None
         obs = self.observation if self.observation_fresh else None
         self.observation_fresh = False
         snap = Snapshot(
@@ -401,7 +521,8 @@ class Reconciler:
             log.info(ch.event, reason=reason.value, detail=ch.detail, **fields)
         elif ch.state == NodeState.ENDED:
             node.ended_at = now
-            if node.instance_id:
+            if node.instance_id and previous == NodeState.DELETING:
+                # Terminated by us: a lagging sweep may still show it; never adopt it back.
                 self.recently_ended[node.instance_id] = now
             reason = EndReason(node.end_reason) if node.end_reason else EndReason.RELEASED
             self.counts[("ended", node.env_id, reason.value)] += 1
@@ -586,6 +707,8 @@ class Reconciler:
                     client_token=launch.client_token,
                     count=launch.count,
                 )
+            # Fencing: a replica that lost its lease must not launch.
+            await self.store.check_fence()
             try:
                 result = await self.client.run_instances(launch.request)
             except (TransientError, Throttled) as exc:
@@ -605,6 +728,14 @@ class Reconciler:
                 await self._launch_failed(launch, exc)
                 return
             await self._launch_succeeded(launch, result.instance_ids, result.request_id)
+        except LeaseLost as exc:
+            # The intent stays pending: the replica that holds the lease resolves it.
+            log.warning(
+                "launch_abandoned",
+                env_id=launch.env_id,
+                client_token=launch.client_token,
+                reason=str(exc),
+            )
         except StoreError as exc:
             # The result could not be recorded: the launch stays pending and is resolved again
             # from its tags or its token once the database is back.
@@ -734,6 +865,24 @@ class Reconciler:
             failures=block.failures,
         )
 
+    async def _report_unobserved(self, now: datetime) -> None:
+        error = self.sweep_error
+        reports = [
+            StatusReport(env_id, EnvStatus.INVALID, reason, 0, 0, 0, None)
+            for env_id, reason in self.invalid.items()
+        ]
+        if error is not None:
+            status = EnvStatus.ERROR if isinstance(error, AuthError) else EnvStatus.NEW
+            reason = (
+                f"cannot observe instances: {error.code}: {error.message}"[:500]
+                if isinstance(error, AuthError)
+                else f"waiting for the first complete DescribeInstances sweep ({error.code})"
+            )
+            reports += [
+                StatusReport(env_id, status, reason, 0, 0, 0, None) for env_id in self.specs
+            ]
+        await self._record_statuses(reports, now)
+
     def _hold_all(self, exc: CloudError) -> None:
         now = self.clock()
         for env_id in self.specs:
@@ -747,6 +896,12 @@ class Reconciler:
 
     async def _terminate(self, instance_ids: list[str], reason: EndReason) -> None:
         now = self.clock()
+        try:
+            await self.store.check_fence()
+        except StoreError as exc:
+            log.warning("terminate_abandoned", instance_ids=instance_ids, reason=str(exc))
+            self.terminating_in_flight.difference_update(instance_ids)
+            return
         try:
             await self.client.terminate_instances(instance_ids)
             for iid in instance_ids:

@@ -8,6 +8,7 @@ Durations are seconds and named ``*_s``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -145,6 +146,13 @@ class Settings:
         "An instance PENDING longer than this counts as failed and is replaced",
         "s",
     )
+    visibility_grace_s: float = _setting(
+        "SPOT_CONTROLLER_VISIBILITY_GRACE_S",
+        30.0,
+        "An instance RunInstances returned that DescribeInstances has not shown for this long "
+        "is taken as gone (reclaimed or released before it was seen) and replaced",
+        "s",
+    )
     orphan_grace_s: float = _setting(
         "SPOT_CONTROLLER_ORPHAN_GRACE_S",
         30.0,
@@ -164,6 +172,26 @@ class Settings:
         "SPOT_CONTROLLER_ERROR_RETRY_S",
         300.0,
         "Retry interval of an environment in ERROR (quota, authentication, invalid spec)",
+        "s",
+    )
+    lease_duration_s: float = _setting(
+        "SPOT_CONTROLLER_LEASE_DURATION_S",
+        15.0,
+        "How long the controller lease lasts without renewal; a standby replica takes over "
+        "after it",
+        "s",
+    )
+    lease_renew_deadline_s: float = _setting(
+        "SPOT_CONTROLLER_LEASE_RENEW_DEADLINE_S",
+        10.0,
+        "A leader that could not renew its lease for this long stops acting (before the lease "
+        "expires)",
+        "s",
+    )
+    lease_retry_s: float = _setting(
+        "SPOT_CONTROLLER_LEASE_RETRY_S",
+        2.0,
+        "How often the lease is renewed by the leader and tried by a standby",
         "s",
     )
     heartbeat_interval_s: float = _setting(
@@ -217,12 +245,18 @@ class Settings:
             if f.type in ("float", "int") and f.name != "cvm_max_attempts"
         ]
         for name in positive:
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{_env_of(name)}: must be greater than 0")
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"{_env_of(name)}: must be a finite number greater than 0")
         if self.cvm_max_attempts < 1:
             raise ConfigError(f"{_env_of('cvm_max_attempts')}: must be at least 1")
         if not 1 <= self.launch_batch_max <= 500:
             raise ConfigError(f"{_env_of('launch_batch_max')}: must be between 1 and 500")
+        if not self.lease_retry_s < self.lease_renew_deadline_s < self.lease_duration_s:
+            raise ConfigError(
+                "SPOT_CONTROLLER_LEASE_RETRY_S < SPOT_CONTROLLER_LEASE_RENEW_DEADLINE_S < "
+                "SPOT_CONTROLLER_LEASE_DURATION_S must hold"
+            )
         if self.log_format not in ("auto", "json", "console"):
             raise ConfigError(f"{_env_of('log_format')}: must be auto, json or console")
         if self.log_level not in ("debug", "info", "warning", "error"):

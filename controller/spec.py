@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from controller.errors import ValidationFailed
@@ -33,6 +33,11 @@ VPC_RE = re.compile(r"^vpc-[a-z0-9]{8}$")
 SUBNET_RE = re.compile(r"^subnet-[a-z0-9]{8}$")
 KEY_ID_RE = re.compile(r"^skey-[a-z0-9]{8}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\- ]*$")
+# Plain ASCII numbers of sane length only: int() and Decimal() also read "1_0" (10), "٣" (3),
+# "NaN" and "1e-99999999" (> 0, yet formatted as "0"), which the CLI or a text value in a
+# SQLite column lets through and which are no count or price a user meant.
+INTEGER_RE = re.compile(r"[+-]?[0-9]{1,18}")
+DECIMAL_RE = re.compile(r"[+-]?([0-9]{1,18}(\.[0-9]{0,18})?|\.[0-9]{1,18})([eE][+-]?[0-9]{1,3})?")
 
 
 @dataclass(frozen=True)
@@ -93,13 +98,12 @@ def validate_name(raw: Any) -> str:
 
 
 def validate_desired_count(raw: Any) -> int:
-    try:
-        text = str(raw).strip()
-        count = int(text)
-    except (TypeError, ValueError):
+    text = "" if raw is None else str(raw).strip()
+    if not INTEGER_RE.fullmatch(text):
         raise ValidationFailed(
             "desired_count", f"must be a whole number from 0 to {MAX_DESIRED_COUNT}, got {raw!r}"
-        ) from None
+        )
+    count = int(text)
     if not 0 <= count <= MAX_DESIRED_COUNT:
         raise ValidationFailed(
             "desired_count", f"must be from 0 to {MAX_DESIRED_COUNT}, got {count}"
@@ -108,13 +112,11 @@ def validate_desired_count(raw: Any) -> int:
 
 
 def validate_max_price(raw: Any) -> str:
-    try:
-        price = Decimal(str(raw).strip())
-    except (InvalidOperation, ValueError):
-        raise ValidationFailed(
-            "max_price", f"must be a number of CNY per hour, got {raw!r}"
-        ) from None
-    if not price.is_finite() or price <= 0:
+    text = "" if raw is None else str(raw).strip()
+    if not DECIMAL_RE.fullmatch(text):
+        raise ValidationFailed("max_price", f"must be a number of CNY per hour, got {raw!r}")
+    price = Decimal(text)
+    if price <= 0:
         raise ValidationFailed("max_price", f"must be greater than 0, got {raw!r}")
     if price > MAX_PRICE:
         raise ValidationFailed("max_price", f"must be at most {MAX_PRICE}, got {raw!r}")

@@ -126,16 +126,46 @@ def describe_instances(world: World, p: Params, ctx: Context) -> dict[str, Any]:
             "InvalidParameter", "The parameters `InstanceIds` and `Filters` cannot be combined."
         )
     offset, limit = _paging(p)
-    matches = world.visible(ctx.region, ctx.now)
     if ids:
         wanted = set(ids)
-        matches = [i for i in matches if i.instance_id in wanted]
-    for name, values in filters:
-        matches = [i for i in matches if _instance_matches(i, name, values)]
+        matches = [i for i in world.visible(ctx.region, ctx.now) if i.instance_id in wanted]
+    else:
+        matches = _filtered(world, ctx, filters)
     return {
         "TotalCount": len(matches),
         "InstanceSet": [render_instance(i) for i in matches[offset : offset + limit]],
     }
+
+
+# Filters on what changes during an instance's life: their matches cannot be reused.
+_VOLATILE_FILTERS = frozenset({"instance-state"})
+_DESCRIBE_CACHE_SIZE = 16
+
+
+def _filtered(world: World, ctx: Context, filters: list[tuple[str, set[str]]]) -> list[Instance]:
+    """Visible instances matching ``filters``, in creation order.
+
+    A sweep pages through the same query a hundred instances at a time; recomputing the whole
+    match for each page made a sweep of N instances cost O(N^2). The list is reused while no
+    instance was created or has gone (states are rendered fresh from the same objects), unless
+    visibility depends on the clock (``describe_lag_s``) or a filter reads the state.
+    """
+    cacheable = world.faults.settings.describe_lag_s == 0 and not any(
+        name in _VOLATILE_FILTERS for name, _ in filters
+    )
+    key = (ctx.region, tuple(sorted((name, tuple(sorted(values))) for name, values in filters)))
+    if cacheable:
+        hit = world.describe_cache.get(key)
+        if hit is not None and hit[0] == world.membership_version:
+            return hit[1]
+    matches = world.visible(ctx.region, ctx.now)
+    for name, values in filters:
+        matches = [i for i in matches if _instance_matches(i, name, values)]
+    if cacheable:
+        if len(world.describe_cache) >= _DESCRIBE_CACHE_SIZE:
+            world.describe_cache.clear()
+        world.describe_cache[key] = (world.membership_version, matches)
+    return matches
 
 
 def describe_instances_status(world: World, p: Params, ctx: Context) -> dict[str, Any]:

@@ -54,7 +54,7 @@ def build_app(sim: Simulator) -> Starlette:
             unavailable = world.faults.roll_http_error(world.rng)
             if unavailable:
                 world.stats.faults["http_error"] += 1
-                world.stats.record(action or "-", "HTTP503")
+                world.stats.record(action or "-", "HTTP503", world.now)
         if latency_s > 0:
             await anyio.sleep(latency_s)
         if unavailable:
@@ -95,7 +95,7 @@ def answer_call(world: World, action: str, headers: Headers, body: bytes) -> Ans
     except ApiError as exc:
         response = {"Error": {"Code": exc.code, "Message": exc.message}}
         code = exc.code
-    world.stats.record(action or "-", code)
+    world.stats.record(action or "-", code, now)
     hang_s = 0.0
     if world.faults.roll_timeout(world.rng):
         world.stats.faults["timeout"] += 1

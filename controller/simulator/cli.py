@@ -32,7 +32,12 @@ def simulator() -> None:
     help="JSON or TOML file: market, timings, faults, scenario.",
 )
 @click.option("--no-auth", is_flag=True, help="Accept unsigned requests.")
-def serve(host: str, port: int, seed: int, config_path: Path | None, no_auth: bool) -> None:
+@click.option(
+    "--quiet", is_flag=True, help="Log warnings only, no line per request (for benchmarks)."
+)
+def serve(
+    host: str, port: int, seed: int, config_path: Path | None, no_auth: bool, quiet: bool
+) -> None:
     """Serve the simulated CVM API at http://HOST:PORT/ and its admin API under /_sim."""
     try:
         config = (
@@ -53,4 +58,7 @@ def serve(host: str, port: int, seed: int, config_path: Path | None, no_auth: bo
         err=True,
     )
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises SIGINT after shutdown
-        serve_forever(sim, host, port)
+        if quiet:
+            serve_forever(sim, host, port, log_level="warning", access_log=False)
+        else:
+            serve_forever(sim, host, port)

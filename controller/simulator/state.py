@@ -194,6 +194,10 @@ class World:
         self.instances: dict[str, Instance] = {}  # every instance ever, in creation order
         self.alive: dict[str, Instance] = {}  # not gone yet, in creation order
         self.client_tokens: dict[str, tuple[str, ...]] = {}
+        # Bumped whenever an instance is created or gone: a paged DescribeInstances may reuse the
+        # filtered list of its previous page while the set of alive instances is unchanged.
+        self.membership_version = 0
+        self.describe_cache: dict[object, tuple[int, list[Instance]]] = {}
         self.scenario_log: list[dict[str, object]] = []
         self._timers: list[_Timer] = []
         self._seq = itertools.count()
@@ -379,6 +383,7 @@ class World:
         )
         self.instances[instance.instance_id] = instance
         self.alive[instance.instance_id] = instance
+        self.membership_version += 1
         pool.held += 1
         self.stats.launched_total += 1
         self._schedule(now + self.config.launch_delay_s, "boot", instance.instance_id)
@@ -450,6 +455,7 @@ class World:
         instance.ended_at = now
         instance.end_reason = reason
         del self.alive[instance.instance_id]
+        self.membership_version += 1
         self.pools[(instance.zone, instance.instance_type)].held -= 1
         self.stats.ended[str(reason)] += 1
 

@@ -70,6 +70,23 @@ def _env_id_postgresql(element: RandomEnvId, compiler: Any, **kw: Any) -> str:
     return "('env-' || substr(md5(random()::text || clock_timestamp()::text), 1, 8))"
 
 
+class DbClock(ColumnElement[float]):
+    """The database server's clock in unix seconds: one clock for every replica's lease."""
+
+    type = sa.Float()
+    inherit_cache = True
+
+
+@compiles(DbClock, "sqlite")
+def _clock_sqlite(element: DbClock, compiler: Any, **kw: Any) -> str:
+    return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+@compiles(DbClock, "postgresql")
+def _clock_postgresql(element: DbClock, compiler: Any, **kw: Any) -> str:
+    return "extract(epoch from clock_timestamp())"
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -138,7 +155,22 @@ launches = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("created_at", UTCDateTime, nullable=False, default=_now),
     sa.Column("resolved_at", UTCDateTime, nullable=True),
+    # Which replica recorded the intent, under which lease epoch (fencing token).
+    sa.Column("holder", sa.String(128), nullable=True),
+    sa.Column("epoch", sa.Integer, nullable=True),
     sa.Index("ix_launches_state", "state"),
+)
+
+# One row per cluster: the replica that may act, until when (database clock), and the fencing
+# token (epoch) every one of its writes is checked against.
+controller_leases = sa.Table(
+    "controller_leases",
+    metadata,
+    sa.Column("cluster", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(128), nullable=False),
+    sa.Column("epoch", sa.Integer, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),  # unix seconds, database clock
+    sa.Column("renewed_at", sa.Float, nullable=False),
 )
 
 compute_nodes = sa.Table(
@@ -146,7 +178,7 @@ compute_nodes = sa.Table(
     metadata,
     sa.Column("id", sa.String(32), primary_key=True, default=new_node_id),
     sa.Column("env_id", sa.String(32), nullable=False, index=True),
-    sa.Column("instance_id", sa.String(32), nullable=True, unique=True),
+    sa.Column("instance_id", sa.String(32), nullable=True),
     sa.Column("launch_token", sa.String(64), nullable=True, index=True),
     # SUBMITTED (intent, no instance yet) | CREATING (PENDING) | RUNNING | DELETING | ENDED
     sa.Column("state", sa.String(16), nullable=False),
@@ -164,6 +196,16 @@ compute_nodes = sa.Table(
     sa.Column("end_reason", sa.String(32), nullable=True),
     sa.Column("end_detail", sa.Text, nullable=True),
     sa.Index("ix_compute_nodes_state", "state"),
+    # One live record per instance; history may hold an ended record of the same instance
+    # (an instance judged gone that came back is adopted anew).
+    sa.Index(
+        "uq_compute_nodes_live_instance_id",
+        "instance_id",
+        unique=True,
+        sqlite_where=sa.text("state != 'ENDED'"),
+        postgresql_where=sa.text("state != 'ENDED'"),
+    ),
+    sa.Index("ix_compute_nodes_instance_id", "instance_id"),
 )
 
 activities = sa.Table(

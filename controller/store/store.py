@@ -11,6 +11,7 @@ import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,13 +20,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from controller import spec as specs
 from controller.cloud.models import LaunchRequest
-from controller.errors import StoreError, StoreUnavailable, ValidationFailed
+from controller.errors import LeaseLost, StoreError, StoreUnavailable, ValidationFailed
 from controller.ids import new_activity_id
 from controller.model import Launch, Node, NodeState
 from controller.spec import Pool
 from controller.store import migrate
 from controller.store.database import check_connection, create_engine, describe_url, is_unavailable
-from controller.store.schema import activities, compute_environments, compute_nodes, launches
+from controller.store.schema import (
+    DbClock,
+    activities,
+    compute_environments,
+    compute_nodes,
+    controller_leases,
+    launches,
+)
 
 CREATE_NODE = "CREATE_COMPUTE_NODE"
 TERMINATE_NODE = "TERMINATE_COMPUTE_NODE"
@@ -64,10 +72,22 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _select_environments() -> sa.Select[Any]:
+    """Every column, the price as text: on SQLite a plain-SQL price such as 'abc' is stored
+    as written, and must be shown (and reported INVALID by the daemon), not crash a reader."""
+    c = compute_environments.c
+    cols = [col for col in c if col.name != "max_price"]
+    return sa.select(*cols, sa.cast(c.max_price, sa.Text).label("max_price"))
+
+
 def _env_row(row: sa.Row[Any]) -> dict[str, Any]:
     data = dict(row._mapping)
-    if data.get("max_price") is not None:
-        data["max_price"] = str(data["max_price"])
+    price = data.get("max_price")
+    if price is not None:
+        try:
+            data["max_price"] = format(Decimal(str(price)).normalize(), "f")
+        except InvalidOperation:
+            data["max_price"] = str(price)
     return data
 
 
@@ -98,10 +118,22 @@ class ActivityRecord:
     ended: bool = False
 
 
+@dataclasses.dataclass(frozen=True)
+class Fence:
+    """The lease a replica holds: every write it makes is checked against it."""
+
+    cluster: str
+    holder: str
+    epoch: int
+
+
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.queries = 0  # statements executed, for the benchmark's queries-per-pass figure
+        # When fencing is on, the reconciler's writes go through only under a live lease.
+        self.fencing = False
+        self.fence: Fence | None = None
 
     @classmethod
     async def open(cls, url: str, *, migrate_schema: bool = False) -> Store:
@@ -129,12 +161,18 @@ class Store:
         return self.engine.dialect.name
 
     @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[AsyncConnection]:
+    async def _tx(self, *, fenced: bool = False) -> AsyncIterator[AsyncConnection]:
         try:
             async with self.engine.begin() as conn:
+                if fenced and self.fencing:
+                    await self._check_fence(conn)
                 yield conn
-        except IntegrityError:
+        except LeaseLost:
             raise
+        except IntegrityError as exc:
+            if not fenced:
+                raise  # the user-facing methods turn it into a ValidationFailed
+            raise StoreError(f"database refused a write: {str(exc.orig).splitlines()[0]}") from None
         except SQLAlchemyError as exc:
             message = str(getattr(exc, "orig", None) or exc).strip().splitlines()
             text = message[0] if message else type(exc).__name__
@@ -143,6 +181,132 @@ class Store:
             raise StoreError(f"database error: {text}") from None
         except OSError as exc:
             raise StoreUnavailable(f"database unavailable: {exc}") from None
+
+    async def _check_fence(self, conn: AsyncConnection) -> None:
+        """Inside the write's transaction: the lease is still ours and unexpired.
+
+        On PostgreSQL the lease row is locked FOR SHARE until commit, so no other replica can
+        take the lease over while this write is in progress.
+        """
+        fence = self.fence
+        if fence is None:
+            raise LeaseLost("this replica does not hold the controller lease")
+        c = controller_leases.c
+        stmt = sa.select(c.epoch).where(
+            c.cluster == fence.cluster,
+            c.holder == fence.holder,
+            c.epoch == fence.epoch,
+            c.expires_at > DbClock(),
+        )
+        if self.dialect == "postgresql":
+            stmt = stmt.with_for_update(read=True)
+        if (await self._execute(conn, stmt)).first() is None:
+            raise LeaseLost(f"lease epoch {fence.epoch} of {fence.holder} is no longer held")
+
+    async def check_fence(self) -> None:
+        """Raise LeaseLost unless this replica still holds its lease (before a cloud call)."""
+        if self.fencing:
+            async with self._tx(fenced=True):
+                pass
+
+    # ----- the controller lease -------------------------------------------------------------
+
+    async def acquire_lease(self, cluster: str, holder: str, duration_s: float) -> int | None:
+        """Take or keep the cluster's lease; its epoch, or None while another replica holds it."""
+        try:
+            return await self._acquire_lease(cluster, holder, duration_s)
+        except IntegrityError:
+            return None  # another replica created the lease row at the same moment
+
+    async def _acquire_lease(self, cluster: str, holder: str, duration_s: float) -> int | None:
+        c = controller_leases.c
+        now = DbClock()
+        async with self._tx() as conn:
+            stmt = sa.select(c.holder, c.epoch, c.expires_at, now.label("now")).where(
+                c.cluster == cluster
+            )
+            if self.dialect == "postgresql":
+                stmt = stmt.with_for_update()
+            row = (await self._execute(conn, stmt)).first()
+            if row is None:
+                epoch = 1
+                await self._execute(
+                    conn,
+                    controller_leases.insert().from_select(
+                        ["cluster", "holder", "epoch", "expires_at", "renewed_at"],
+                        sa.select(
+                            sa.literal(cluster),
+                            sa.literal(holder),
+                            sa.literal(epoch),
+                            now + duration_s,
+                            now,
+                        ),
+                    ),
+                )
+                return epoch
+            if row.holder == holder and row.expires_at > row.now:
+                epoch = int(row.epoch)
+            elif row.expires_at <= row.now:
+                epoch = int(row.epoch) + 1
+            else:
+                return None
+            await self._execute(
+                conn,
+                controller_leases.update()
+                .where(c.cluster == cluster)
+                .values(
+                    holder=holder,
+                    epoch=epoch,
+                    expires_at=now + duration_s,
+                    renewed_at=now,
+                ),
+            )
+            return epoch
+
+    async def renew_lease(self, fence: Fence, duration_s: float) -> bool:
+        c = controller_leases.c
+        now = DbClock()
+        async with self._tx() as conn:
+            result = await self._execute(
+                conn,
+                controller_leases.update()
+                .where(
+                    c.cluster == fence.cluster,
+                    c.holder == fence.holder,
+                    c.epoch == fence.epoch,
+                    c.expires_at > now,
+                )
+                .values(expires_at=now + duration_s, renewed_at=now),
+            )
+            return bool(result.rowcount == 1)
+
+    async def release_lease(self, fence: Fence) -> None:
+        """Give the lease up at once (graceful stop) so a standby takes over without waiting."""
+        c = controller_leases.c
+        async with self._tx() as conn:
+            await self._execute(
+                conn,
+                controller_leases.update()
+                .where(
+                    c.cluster == fence.cluster,
+                    c.holder == fence.holder,
+                    c.epoch == fence.epoch,
+                )
+                .values(expires_at=0.0),
+            )
+
+    async def lease_holder(self, cluster: str) -> dict[str, Any] | None:
+        c = controller_leases.c
+        async with self._tx() as conn:
+            row = (
+                await self._execute(
+                    conn,
+                    sa.select(controller_leases, DbClock().label("now")).where(
+                        c.cluster == cluster
+                    ),
+                )
+            ).first()
+            return dict(row._mapping) if row else None
 
     async def _execute(self, conn: AsyncConnection, stmt: Any, params: Any = None) -> Any:
         self.queries += 1
@@ -174,7 +338,7 @@ class Store:
     async def list_environments(self) -> list[dict[str, Any]]:
         async with self._tx() as conn:
             result = await self._execute(
-                conn, sa.select(compute_environments).order_by(compute_environments.c.name)
+                conn, _select_environments().order_by(compute_environments.c.name)
             )
             return [_env_row(r) for r in result]
 
@@ -183,9 +347,7 @@ class Store:
         async with self._tx() as conn:
             result = await self._execute(
                 conn,
-                sa.select(compute_environments).where(
-                    sa.or_(c.name == name_or_id, c.id == name_or_id)
-                ),
+                _select_environments().where(sa.or_(c.name == name_or_id, c.id == name_or_id)),
             )
             row = result.first()
             return _env_row(row) if row else None
@@ -289,7 +451,7 @@ class Store:
 
     async def record_launch_intent(self, launch: Launch, nodes: Sequence[Node], cause: str) -> None:
         """Before RunInstances: the launch, its SUBMITTED nodes and their activities, at once."""
-        async with self._tx() as conn:
+        async with self._tx(fenced=True) as conn:
             await self._execute(
                 conn,
                 launches.insert().values(
@@ -301,6 +463,8 @@ class Store:
                     request=request_to_json(launch.request),
                     state="PENDING",
                     created_at=launch.created_at,
+                    holder=self.fence.holder if self.fence else None,
+                    epoch=self.fence.epoch if self.fence else None,
                 ),
             )
             await self._execute(conn, compute_nodes.insert(), [_node_values(n) for n in nodes])
@@ -320,7 +484,7 @@ class Store:
         self, client_token: str, request_id: str | None, nodes: Sequence[Node], now: datetime
     ) -> None:
         """After RunInstances: the instance ids on the launch's nodes (already set in memory)."""
-        async with self._tx() as conn:
+        async with self._tx(fenced=True) as conn:
             await self._execute(
                 conn,
                 launches.update()
@@ -333,19 +497,21 @@ class Store:
                 ),
             )
             await self._update_nodes(conn, nodes)
-            for node in nodes:
+            if nodes:
+                # One executemany, not a statement per node: a launch of 100 is one round trip.
                 await self._execute(
                     conn,
                     activities.update()
                     .where(
-                        activities.c.node_id == node.id,
+                        activities.c.node_id == sa.bindparam("b_node_id"),
                         activities.c.activity_type == CREATE_NODE,
                     )
                     .values(
                         state="PROCESSING",
-                        instance_id=node.instance_id,
+                        instance_id=sa.bindparam("b_instance_id"),
                         state_reason="instance PENDING",
                     ),
+                    [{"b_node_id": n.id, "b_instance_id": n.instance_id} for n in nodes],
                 )
 
     async def record_launch_failed(
@@ -357,7 +523,7 @@ class Store:
         nodes: Sequence[Node],
         now: datetime,
     ) -> None:
-        async with self._tx() as conn:
+        async with self._tx(fenced=True) as conn:
             await self._execute(
                 conn,
                 launches.update()
@@ -383,7 +549,7 @@ class Store:
             )
 
     async def record_launch_attempt(self, client_token: str) -> None:
-        async with self._tx() as conn:
+        async with self._tx(fenced=True) as conn:
             await self._execute(
                 conn,
                 launches.update()
@@ -406,7 +572,7 @@ class Store:
         """
         if not (new_nodes or changed_nodes or new_activities or finished_activities):
             return
-        async with self._tx() as conn:
+        async with self._tx(fenced=True) as conn:
             if new_nodes:
                 await self._execute(
                     conn, compute_nodes.insert(), [_node_values(n) for n in new_nodes]
@@ -416,16 +582,31 @@ class Store:
                 await self._execute(
                     conn, activities.insert(), [_activity_values(a, now) for a in new_activities]
                 )
-            for node_id, kind, state, reason in finished_activities:
+            if finished_activities:
+                # One executemany: a sweep that sees 10,000 instances RUNNING finishes 10,000
+                # activities, and a statement each held SQLite's write lock for seconds.
                 await self._execute(
                     conn,
                     activities.update()
                     .where(
-                        activities.c.node_id == node_id,
-                        activities.c.activity_type == kind,
+                        activities.c.node_id == sa.bindparam("b_node_id"),
+                        activities.c.activity_type == sa.bindparam("b_type"),
                         activities.c.end_time.is_(None),
                     )
-                    .values(state=state, state_reason=reason[:1000], end_time=now),
+                    .values(
+                        state=sa.bindparam("b_state"),
+                        state_reason=sa.bindparam("b_reason"),
+                        end_time=now,
+                    ),
+                    [
+                        {
+                            "b_node_id": node_id,
+                            "b_type": kind,
+                            "b_state": state,
+                            "b_reason": reason[:1000],
+                        }
+                        for node_id, kind, state, reason in finished_activities
+                    ],
                 )
 
     async def record_statuses(self, statuses: Iterable[Mapping[str, Any]]) -> None:
@@ -441,7 +622,7 @@ class Store:
         params = [
             {"b_id": r["env_id"], **{f"b_{col}": r[col] for col in STATUS_COLUMNS}} for r in rows
         ]
-        async with self._tx() as conn:
+        async with self._tx(fenced=True) as conn:
             await self._execute(conn, stmt, params)
 
     async def _update_nodes(self, conn: AsyncConnection, nodes: Sequence[Node]) -> None:

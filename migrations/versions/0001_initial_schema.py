@@ -85,6 +85,8 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
         sa.Column("created_at", Timestamp, nullable=False),
         sa.Column("resolved_at", Timestamp, nullable=True),
+        sa.Column("holder", sa.String(128), nullable=True),
+        sa.Column("epoch", sa.Integer(), nullable=True),
         sa.PrimaryKeyConstraint("client_token", name=op.f("pk_launches")),
     )
     op.create_index("ix_launches_env_id", "launches", ["env_id"])
@@ -109,11 +111,19 @@ def upgrade() -> None:
         sa.Column("end_reason", sa.String(32), nullable=True),
         sa.Column("end_detail", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_compute_nodes")),
-        sa.UniqueConstraint("instance_id", name=op.f("uq_compute_nodes_instance_id")),
     )
     op.create_index("ix_compute_nodes_env_id", "compute_nodes", ["env_id"])
     op.create_index("ix_compute_nodes_launch_token", "compute_nodes", ["launch_token"])
     op.create_index("ix_compute_nodes_state", "compute_nodes", ["state"])
+    op.create_index("ix_compute_nodes_instance_id", "compute_nodes", ["instance_id"])
+    op.create_index(
+        "uq_compute_nodes_live_instance_id",
+        "compute_nodes",
+        ["instance_id"],
+        unique=True,
+        sqlite_where=sa.text("state != 'ENDED'"),
+        postgresql_where=sa.text("state != 'ENDED'"),
+    )
     op.create_table(
         "activities",
         sa.Column("id", sa.String(32), nullable=False),
@@ -130,9 +140,19 @@ def upgrade() -> None:
     )
     op.create_index("ix_activities_env_id", "activities", ["env_id"])
     op.create_index("ix_activities_node_id", "activities", ["node_id"])
+    op.create_table(
+        "controller_leases",
+        sa.Column("cluster", sa.String(64), nullable=False),
+        sa.Column("holder", sa.String(128), nullable=False),
+        sa.Column("epoch", sa.Integer(), nullable=False),
+        sa.Column("expires_at", sa.Float(), nullable=False),
+        sa.Column("renewed_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("cluster", name=op.f("pk_controller_leases")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("controller_leases")
     op.drop_table("activities")
     op.drop_table("compute_nodes")
     op.drop_table("launches")

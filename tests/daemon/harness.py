@@ -35,6 +35,10 @@ FAST = {
     "cvm_connect_timeout_s": 1.0,
     "cvm_retry_base_s": 0.05,
     "cvm_retry_max_s": 0.2,
+    "lease_duration_s": 3.0,
+    "lease_renew_deadline_s": 2.0,
+    "lease_retry_s": 0.3,
+    "visibility_grace_s": 5.0,
 }
 
 
@@ -110,7 +114,6 @@ async def running_reconciler(settings: Settings, store: Store) -> AsyncIterator[
     """A reconciler running in the background of the test; stopped (gracefully) on exit."""
     async with CvmClient(settings) as client:
         reconciler = Reconciler(settings, store, client)
-        await reconciler.load()
         stop = anyio.Event()
         async with anyio.create_task_group() as tg:
             tg.start_soon(lambda: reconciler.run(stop=stop))

@@ -254,11 +254,11 @@ def test_new_instance_not_yet_visible_is_not_judged_gone() -> None:
     assert launched(p) == []
 
 
-def test_never_visible_instance_times_out_and_is_replaced() -> None:
-    lost = node(NodeState.CREATING, launched=400, seen=False)
+def test_instance_never_visible_past_the_grace_is_gone_and_replaced() -> None:
+    lost = node(NodeState.CREATING, launched=90, seen=False)
     p = plan(snap([env(1)], [lost], observed=[]))
     assert [(c.state, c.end_reason) for c in p.node_changes] == [
-        (NodeState.ENDED, EndReason.LAUNCH_TIMEOUT)
+        (NodeState.ENDED, EndReason.RELEASED)
     ]
     assert [c for _, _, c in launched(p)] == [1]
 
