@@ -6,7 +6,6 @@ Bad input gets one line naming the field and the rule, and exit code 2; nothing 
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -198,9 +197,6 @@ def run(ctx: click.Context, simulate: bool, simulator_port: int, no_migrate: boo
 def show_config(ctx: click.Context, output: str) -> None:
     """Show every setting, its current value (secrets masked), unit and meaning."""
     rows = _settings(ctx).describe()
-    for row in rows:
-        if row["env"] == "SPOT_CONTROLLER_DATABASE_URL":
-            row["value"] = _without_password(row["value"])
     if output == "json":
         click.echo(json.dumps(rows, indent=2))
         return
@@ -208,15 +204,6 @@ def show_config(ctx: click.Context, output: str) -> None:
     for r in rows:
         table.add_row(r["env"], r["value"], r["unit"], r["doc"])
     Console().print(table)
-
-
-def _without_password(url: str) -> str:
-    """The database URL as shown to users: ``scheme://user:***@host/db``.
-
-    Masked as text, up to the last "@", so that a URL that does not parse, or a password
-    with an unescaped "@", is not shown either.
-    """
-    return re.sub(r"(://[^:/@]*:).*@", r"\1***@", url)
 
 
 # ----- db -------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import anyio
 
 from controller import __version__, health
 from controller.cloud.client import CvmClient
-from controller.errors import ConfigError, SpotControllerError
+from controller.errors import ConfigError, SpotControllerError, StoreUnavailable
 from controller.logs import get_logger
 from controller.model import NodeState
 from controller.reconciler import Reconciler
@@ -48,6 +48,10 @@ def sqlite_single_daemon_lock(database_url: str) -> Iterator[None]:
         yield
         return
     lock_path = Path(url.database).resolve().with_name(Path(url.database).name + ".lock")
+    if not lock_path.parent.is_dir():
+        raise StoreUnavailable(
+            f"cannot open database {describe_url(url)}: directory {lock_path.parent} does not exist"
+        )
     handle: IO[str] = open(lock_path, "a+")  # noqa: SIM115 - held for the daemon's lifetime
     try:
         try:

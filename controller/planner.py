@@ -7,7 +7,7 @@ only observes, records the plan's intents and carries them out.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -176,9 +176,18 @@ def plan(snap: Snapshot) -> Plan:
                     detail="environment deleted",
                 )
 
+    adopted: Counter[str] = Counter(a.env_id for a in out.adoptions)
     for env_id, spec in snap.environments.items():
         _plan_environment(
-            snap, spec, by_env.get(env_id, []), launching[env_id], state, cloud, out, change
+            snap,
+            spec,
+            by_env.get(env_id, []),
+            launching[env_id],
+            adopted[env_id],
+            state,
+            cloud,
+            out,
+            change,
         )
     for env_id, reason in snap.invalid.items():
         nodes = by_env.get(env_id, [])
@@ -333,6 +342,7 @@ def _plan_environment(
     spec: EnvironmentSpec,
     nodes: list[Node],
     launching: int,
+    adopted: int,
     state: Mapping[str, NodeState],
     cloud: Mapping[str, str | None],
     out: Plan,
@@ -342,7 +352,6 @@ def _plan_environment(
     running = sum(state[n.id] == NodeState.RUNNING for n in nodes)
     pending = len(alive) - running
     deleting = sum(state[n.id] == NodeState.DELETING for n in nodes)
-    adopted = sum(1 for a in out.adoptions if a.env_id == spec.id)
     total = len(alive) + launching + adopted
     desired = spec.desired_count
     next_attempt: datetime | None = None
@@ -440,6 +449,11 @@ def _plan_terminations(
 ) -> None:
     """Terminate every DELETING node the cloud will accept, unless just asked."""
     by_env: dict[tuple[str, EndReason], list[str]] = defaultdict(list)
+    # The reason of a node's latest change in this plan, looked up once per node rather than
+    # by scanning every change for every node (quadratic in a storm of terminations).
+    decided: dict[str, EndReason] = {
+        c.node_id: c.end_reason for c in out.node_changes if c.end_reason is not None
+    }
     for node in snap.nodes:
         if state[node.id] != NodeState.DELETING or node.instance_id is None:
             continue
@@ -448,14 +462,7 @@ def _plan_terminations(
         asked = snap.terminate_requested.get(node.instance_id)
         if asked is not None and not _older_than(asked, snap.now, snap.policy.terminate_retry_s):
             continue
-        reason = next(
-            (
-                c.end_reason
-                for c in reversed(out.node_changes)
-                if c.node_id == node.id and c.end_reason
-            ),
-            None,
-        )
+        reason = decided.get(node.id)
         by_env[(node.env_id, EndReason(reason or node.end_reason or EndReason.SCALE_IN))].append(
             node.instance_id
         )

