@@ -6,6 +6,7 @@ Bad input gets one line naming the field and the rule, and exit code 2; nothing 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -188,7 +189,12 @@ def run(ctx: click.Context, simulate: bool, simulator_port: int, no_migrate: boo
         settings = dataclasses.replace(settings, migrate_on_start=False)
     logs.configure(settings.log_format, settings.log_level)
     code = _run(lambda: run_daemon(settings, simulate=simulate, simulator_port=simulator_port))
-    sys.exit(code)
+    # Everything is recorded by now. A database connection interrupted by the shutdown can
+    # leave a driver thread (aiosqlite's are not daemon threads) that would keep the process
+    # alive past the shutdown deadline; the exit must not wait for it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @main.command("config")

@@ -348,10 +348,19 @@ def _plan_environment(
     out: Plan,
     change: _Change,
 ) -> None:
-    alive = [n for n in nodes if state[n.id] in (NodeState.CREATING, NodeState.RUNNING)]
-    running = sum(state[n.id] == NodeState.RUNNING for n in nodes)
+    # One pass over the environment's nodes (this runs for every node on every pass).
+    alive: list[Node] = []
+    running = deleting = 0
+    for n in nodes:
+        now_state = state[n.id]
+        if now_state == NodeState.RUNNING:
+            running += 1
+            alive.append(n)
+        elif now_state == NodeState.CREATING:
+            alive.append(n)
+        elif now_state == NodeState.DELETING:
+            deleting += 1
     pending = len(alive) - running
-    deleting = sum(state[n.id] == NodeState.DELETING for n in nodes)
     total = len(alive) + launching + adopted
     desired = spec.desired_count
     next_attempt: datetime | None = None

@@ -251,6 +251,24 @@ class Ground:
             elif record[1] == "ENDED" or record[0] not in envs:
                 violations.add(f"leak: {inst['InstanceId']} alive but recorded {record}")
 
+    def check_history(self, violations: Violations) -> None:
+        """Guarantee 5: every instance the cloud ever ran has a node record with activities."""
+        recorded = {
+            row[0]
+            for row in self.sql(
+                "SELECT instance_id FROM compute_nodes WHERE instance_id IS NOT NULL"
+            )
+        }
+        for inst in self.instances(include_gone=True):
+            if inst["InstanceId"] not in recorded:
+                violations.add(f"{inst['InstanceId']} ({inst.get('EndReason')}) never recorded")
+        silent = self.sql(
+            "SELECT n.id FROM compute_nodes n WHERE NOT EXISTS "
+            "(SELECT 1 FROM activities a WHERE a.node_id = n.id)"
+        )
+        if silent:
+            violations.add(f"{len(silent)} node(s) without any activity: {silent[:5]}")
+
     def converged(self) -> bool:
         desired = dict(self.sql("SELECT id, desired_count FROM compute_environments"))
         alive = self.alive_by_env()

@@ -152,6 +152,7 @@ def run_chaos(database_url: str, sim_url: str, log_dir: Path, replicas: int) -> 
         time.sleep(float(3))  # let the orphan grace pass, then look for leaks
         ground.check_no_duplicates(violations)
         ground.check_no_leak(violations)
+        ground.check_history(violations)
         if replicas > 1:
             check_one_actor_at_a_time(ground, violations)
         for d in daemons:
