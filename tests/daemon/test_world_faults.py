@@ -197,3 +197,58 @@ async def test_two_replicas_one_acts_and_the_other_takes_over(
     finally:
         await first.close()
         await second.close()
+
+
+def test_second_daemon_on_one_sqlite_file_refuses_to_start(
+    sqlite_url: str, sim_url: str, tmp_path: Any
+) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SPOT_CONTROLLER_", "TENCENTCLOUD_"))
+    }
+    env.update(
+        {
+            "SPOT_CONTROLLER_DATABASE_URL": sqlite_url,
+            "SPOT_CONTROLLER_CVM_ENDPOINT": sim_url,
+            "SPOT_CONTROLLER_LOG_FORMAT": "json",
+            "TENCENTCLOUD_SECRET_ID": "AKIDsimulator00000000000000000000000",
+            "TENCENTCLOUD_SECRET_KEY": "simulator-secret-key-not-for-production",
+        }
+    )
+    first = subprocess.Popen(
+        [sys.executable, "-m", "controller", "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        # Wait until the first daemon holds its lock (it logs daemon_started).
+        deadline = time.monotonic() + 20
+        assert first.stdout is not None
+        for line in first.stdout:
+            if b"daemon_started" in line or time.monotonic() > deadline:
+                break
+        second = subprocess.run(
+            [sys.executable, "-m", "controller", "run"],
+            env=env,
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        assert second.returncode == 2
+        errors = [line for line in second.stderr.decode().splitlines() if line.strip()]
+        assert len(errors) == 1, second.stderr
+        assert "another spot-controller daemon (pid" in errors[0]
+        assert "SQLite supports one daemon" in errors[0]
+        assert first.poll() is None  # the first one is untouched
+    finally:
+        first.terminate()
+        assert first.wait(timeout=30) == 0
+        if first.stdout is not None:
+            first.stdout.close()
