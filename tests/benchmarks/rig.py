@@ -13,6 +13,7 @@ being measured.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import random
@@ -561,6 +562,40 @@ async def wait_for(
 
 
 # ---- the process's own resources -----------------------------------------------------------
+
+
+@dataclass
+class GcWatch:
+    """Time this process spends in the cyclic garbage collector, by generation."""
+
+    seconds: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    counts: list[int] = field(default_factory=lambda: [0, 0, 0])
+    longest: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    _started: float = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        generation = int(info.get("generation", 0))
+        took = time.perf_counter() - self._started
+        self.seconds[generation] += took
+        self.counts[generation] += 1
+        self.longest[generation] = max(self.longest[generation], took)
+
+    def snapshot(self) -> tuple[list[float], list[int]]:
+        return list(self.seconds), list(self.counts)
+
+    def reset_longest(self) -> None:
+        self.longest = [0.0, 0.0, 0.0]
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[GcWatch]:
+        gc.callbacks.append(self)
+        try:
+            yield self
+        finally:
+            gc.callbacks.remove(self)
 
 
 def cpu_s() -> float:

@@ -16,10 +16,13 @@ from typing import Any
 
 import anyio
 
+from controller.logs import get_logger
 from controller.model import ENV_TAG
 from controller.settings import DEFAULT_RATE_LIMITS
 from tests.benchmarks import floors, rig
 from tests.benchmarks.report import Figure, Target
+
+_log = get_logger()
 
 # ---- presets -------------------------------------------------------------------------------
 
@@ -64,8 +67,8 @@ TINY = Preset(
     name="tiny",
     launch_latency_s=0.3,
     api_latency_ms=5.0,
-    cold=((3, 4), (2, 150)),
-    storm_fleet=(2, 150),
+    cold=((2, 100),),
+    storm_fleet=(2, 100),
     storm_fraction=0.3,
     storm_trials=1,
     reaction_trials=3,
@@ -267,6 +270,9 @@ async def _cold_start(
         "errors": _errors(before, after),
         "floor_s": round(floor, 3),
         "floor_formula": "max(0, calls - 10) / 10 + api latency + launch latency",
+        "launch_latency_s": s.spec.launch_latency_s,
+        "api_latency_s": s.spec.api_latency_ms / 1000,
+        "rate_limits": dict(DEFAULT_RATE_LIMITS),
     }
     figure = Figure(
         label,
@@ -394,6 +400,7 @@ async def _storms(
             "last_launch_sent_s": round(max(c.started for c in launches) - t0, 3)
             if launches
             else None,
+            "deficits": dict(sorted(deficits.items())),
             "run_instances_calls": _calls(before, after).get("RunInstances", 0),
             "run_instances_calls_needed": floors.launch_calls(deficits.values()),
             "calls": _calls(before, after),
@@ -411,6 +418,9 @@ async def _storms(
         "trials": trials,
         "median_trial": median,
         "timeline": timeline,
+        "launch_latency_s": s.spec.launch_latency_s,
+        "api_latency_s": s.spec.api_latency_ms / 1000,
+        "rate_limits": dict(DEFAULT_RATE_LIMITS),
         "floor_formula": (
             "max(0, pages - 40) / 40 + api latency  [DescribeInstances filtered on TERMINATING, "
             "100 a page] + max(0, calls - 10) / 10 + api latency [RunInstances] + launch latency"
@@ -585,10 +595,18 @@ async def _reaction_group(opts: RunOptions) -> dict[str, Any]:
 
 async def _scale_group(size: tuple[int, int], opts: RunOptions) -> dict[str, Any]:
     """Rate limits lifted, latency ~0: how the daemon's own costs grow with the fleet."""
-    preset = opts.preset
     envs, each = size
-    total = envs * each
     spec = rig.SimulatorSpec(0.0, 0.0, terminate_delay_s=0.0, rate_limits=False)
+    gcw = rig.GcWatch()
+    with gcw.watching():
+        return await _scale_run(opts, spec, envs, each, gcw)
+
+
+async def _scale_run(
+    opts: RunOptions, spec: rig.SimulatorSpec, envs: int, each: int, gcw: rig.GcWatch
+) -> dict[str, Any]:
+    preset = opts.preset
+    total = envs * each
     async with _Session(opts, spec, lifted=True) as s:
         baseline = rig.peak_rss_mib()
         rss_start = rig.rss_mib()
@@ -603,17 +621,23 @@ async def _scale_group(size: tuple[int, int], opts: RunOptions) -> dict[str, Any
         converge_passes = list(probe.passes)
         peak_converge = rig.peak_rss_mib()
         rig.reset_peak()
+        _log.info("bench_phase", phase="steady", instances=total)
         # Steady measurement: whole resync cycles after the last change has aged out.
         await probe.next_sweep_end().wait()
         passes_before = len(probe.passes)
         sweeps_before = len(probe.sweeps)
         cpu_before = rig.cpu_s()
+        gc_before, gc_counts_before = gcw.snapshot()
+        gcw.reset_longest()
         t1 = time.time()
         for _ in range(preset.scale_sweeps):
             await probe.next_sweep_end().wait()
         await anyio.sleep(min(2.0, s.settings.poll_interval_s * 2))  # the pass after it
         elapsed = time.time() - t1
         cpu = rig.cpu_s() - cpu_before
+        gc_after, gc_counts_after = gcw.snapshot()
+        gc_s = [b - a for a, b in zip(gc_before, gc_after, strict=True)]
+        gc_n = [b - a for a, b in zip(gc_counts_before, gc_counts_after, strict=True)]
         passes = probe.passes[passes_before:]
         sweeps = probe.sweeps[sweeps_before:]
         fresh = [p for p in passes if p.fresh]
@@ -640,6 +664,10 @@ async def _scale_group(size: tuple[int, int], opts: RunOptions) -> dict[str, Any
             "queries_per_idle_pass": _mean(p.queries for p in idle),
             "queries_per_pass_after_sweep": _mean(p.queries for p in fresh),
             "cpu_s_per_min": round(cpu * 60 / elapsed, 3),
+            "gc_s_per_min": round(sum(gc_s) * 60 / elapsed, 3),
+            "gc_collections_by_generation": gc_n,
+            "gc_s_by_generation": [round(x, 3) for x in gc_s],
+            "gc_longest_pause_s": round(max(gcw.longest), 3),
             "rss_start_mib": round(rss_start or 0.0, 1),
             "peak_rss_before_start_mib": round(baseline, 1),
             "peak_rss_converging_mib": round(peak_converge, 1),
@@ -665,6 +693,14 @@ async def _scale_group(size: tuple[int, int], opts: RunOptions) -> dict[str, Any
                 "s",
                 details["idle_pass_s_mean"],
                 note=f"{details['queries_per_idle_pass']} queries",
+            ),
+            Figure(
+                label,
+                "daemon CPU per minute (limits lifted)",
+                "CPU s/min",
+                details["cpu_s_per_min"],
+                note=f"of which garbage collection {details['gc_s_per_min']} s "
+                f"(longest pause {details['gc_longest_pause_s']} s)",
             ),
             Figure(
                 label,
