@@ -970,18 +970,11 @@ class Reconciler:
                 reason=reason.value,
             )
         except InstanceNotFound as exc:
-            gone = list(getattr(exc, "instance_ids", ()) or ())
-            log.info(
-                "terminate_not_found", instance_ids=gone or instance_ids, request_id=exc.request_id
-            )
-            if not gone and len(instance_ids) > 1:
-                # Which id is unknown was not said: try each alone.
-                for iid in instance_ids:
+            # The client already drops the ids Tencent names as gone; this error named none.
+            log.info("terminate_not_found", instance_ids=instance_ids, request_id=exc.request_id)
+            if len(instance_ids) > 1:
+                for iid in instance_ids:  # find the unknown one by trying each alone
                     await self._terminate_one_batch([iid])
-            else:
-                rest = [i for i in instance_ids if i not in gone]
-                if rest:
-                    await self._terminate_one_batch(rest)
         except OperationRejected as exc:
             log.info(
                 "terminate_deferred",

@@ -20,13 +20,16 @@ the table on stdout and progress on stderr.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import os
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +44,7 @@ from tests.benchmarks import report, rig, scenarios
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results"
+TEARDOWN_TIMEOUT_S = 30.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -89,6 +93,7 @@ def _options(args: argparse.Namespace, workdir: Path) -> scenarios.RunOptions:
 def run_child(args: argparse.Namespace) -> int:
     """One scenario group, in this (child) process: the daemon logs JSON lines on stdout."""
     from controller import logs
+    from controller.logs import get_logger
 
     # SIGTERM (the parent, or a user) unwinds normally, so the simulator process is stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
@@ -97,12 +102,30 @@ def run_child(args: argparse.Namespace) -> int:
     assert args.workdir is not None
     opts = _options(args, args.workdir)
 
-    async def main() -> dict[str, Any]:
-        return await scenarios.run_group(args.child, opts)
+    async def main() -> None:
+        result = await scenarios.run_group(args.child, opts)
+        assert args.child_out is not None
+        args.child_out.write_text(json.dumps(result))
+        # The result is safe; should the event loop's teardown hang, do not wait for it.
+        leftovers = [
+            repr(t.get_coro()) for t in asyncio.all_tasks() if t is not asyncio.current_task()
+        ]
+        if leftovers:
+            get_logger().warning("bench_leftover_tasks", tasks=leftovers[:20], count=len(leftovers))
+        watchdog = threading.Timer(TEARDOWN_TIMEOUT_S, _teardown_hung, args=(leftovers,))
+        watchdog.daemon = True
+        watchdog.start()
 
-    result = anyio.run(main)
-    args.child_out.write_text(json.dumps(result))
+    anyio.run(main)
     return 0
+
+
+def _teardown_hung(leftovers: list[str]) -> None:
+    print(
+        json.dumps({"event": "bench_teardown_hung", "tasks": leftovers[:20]}),
+        flush=True,
+    )
+    os._exit(0)
 
 
 def kind_of(figure: report.Figure) -> str:
