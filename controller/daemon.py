@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import gc
 import os
 import signal
 from collections.abc import Iterator
@@ -29,6 +30,20 @@ from controller.store.database import describe_url, normalise_url
 from controller.store.store import Store
 
 log = get_logger()
+
+#: Thresholds of Python's cyclic garbage collector for a process holding hundreds of thousands
+#: of long-lived records. With the defaults (700, 10, 10), each sweep's fresh instances pushed
+#: the collector into a full scan of the heap every ~2 s at 100,000 instances: 0.4 s each,
+#: 13 of the daemon's 59 CPU s/min, pauses up to 0.48 s (benchmark, scale 10,000 x 10).
+#: These cut it to 3 CPU s/min and 0.09 s pauses; records have no reference cycles, so
+#: nothing waits longer to be freed (reference counting frees them).
+GC_THRESHOLDS = (10_000, 50, 100)
+
+
+def tune_process() -> None:
+    """Process-wide settings of a long-running daemon (also used by the benchmark)."""
+    gc.set_threshold(*GC_THRESHOLDS)
+
 
 DEMO_ENVIRONMENT = {
     "name": "demo",
@@ -85,6 +100,7 @@ def simulator_settings(settings: Settings, endpoint: str) -> Settings:
 async def run_daemon(
     settings: Settings, *, simulate: bool = False, simulator_port: int = 9000
 ) -> int:
+    tune_process()
     with ExitStack() as stack:
         stack.enter_context(sqlite_single_daemon_lock(settings.database_url))
         log.info(
