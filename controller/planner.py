@@ -141,9 +141,11 @@ class Plan:
 
 def plan(snap: Snapshot) -> Plan:
     out = Plan()
-    # States as they will be after this plan's changes; the counts below use them.
-    state: dict[str, NodeState] = {n.id: n.state for n in snap.nodes}
-    cloud: dict[str, str | None] = {n.id: n.cloud_state for n in snap.nodes}
+    # States as they will be after this plan's changes, for the nodes it changes; every other
+    # node keeps its own (``state.get(n.id, n.state)``). Only changes are stored: copying the
+    # state of 100,000 nodes into two dicts on every pass was a fifth of an idle plan.
+    state: dict[str, NodeState] = {}
+    cloud: dict[str, str | None] = {}
 
     def change(node: Node, new: NodeState, event: str, **kw: object) -> None:
         state[node.id] = new
@@ -167,7 +169,7 @@ def plan(snap: Snapshot) -> Plan:
         if env_id in known:
             continue
         for node in nodes:
-            if state[node.id] in (NodeState.CREATING, NodeState.RUNNING):
+            if state.get(node.id, node.state) in (NodeState.CREATING, NodeState.RUNNING):
                 change(
                     node,
                     NodeState.DELETING,
@@ -196,8 +198,8 @@ def plan(snap: Snapshot) -> Plan:
                 env_id,
                 EnvStatus.INVALID,
                 reason,
-                running=sum(state[n.id] == NodeState.RUNNING for n in nodes),
-                pending=sum(state[n.id] == NodeState.CREATING for n in nodes),
+                running=sum(state.get(n.id, n.state) == NodeState.RUNNING for n in nodes),
+                pending=sum(state.get(n.id, n.state) == NodeState.CREATING for n in nodes),
                 launching=launching[env_id],
                 next_attempt_at=None,
             )
@@ -352,7 +354,7 @@ def _plan_environment(
     alive: list[Node] = []
     running = deleting = 0
     for n in nodes:
-        now_state = state[n.id]
+        now_state = state.get(n.id, n.state)
         if now_state == NodeState.RUNNING:
             running += 1
             alive.append(n)
@@ -377,9 +379,9 @@ def _plan_environment(
                 end_reason=EndReason.SCALE_IN,
                 detail=f"desired count lowered to {desired}",
             )
-        pending = sum(state[n.id] == NodeState.CREATING for n in nodes)
-        running = sum(state[n.id] == NodeState.RUNNING for n in nodes)
-        deleting = sum(state[n.id] == NodeState.DELETING for n in nodes)
+        pending = sum(state.get(n.id, n.state) == NodeState.CREATING for n in nodes)
+        running = sum(state.get(n.id, n.state) == NodeState.RUNNING for n in nodes)
+        deleting = sum(state.get(n.id, n.state) == NodeState.DELETING for n in nodes)
 
     hold = snap.holds.get(spec.id)
     deficit = desired - total
@@ -445,7 +447,7 @@ def _scale_in_victims(alive: list[Node], cloud: Mapping[str, str | None]) -> lis
     """Unhealthy first, then pending, then the newest running."""
 
     def rank(node: Node) -> tuple[int, float]:
-        cs = cloud.get(node.id)
+        cs = cloud.get(node.id, node.cloud_state)
         group = 0 if cs in UNHEALTHY_CLOUD_STATES else 1 if node.state == NodeState.CREATING else 2
         when = node.launched_at or node.created_at
         return group, -when.timestamp()
@@ -464,9 +466,9 @@ def _plan_terminations(
         c.node_id: c.end_reason for c in out.node_changes if c.end_reason is not None
     }
     for node in snap.nodes:
-        if state[node.id] != NodeState.DELETING or node.instance_id is None:
+        if state.get(node.id, node.state) != NodeState.DELETING or node.instance_id is None:
             continue
-        if cloud.get(node.id) not in TERMINABLE_CLOUD_STATES:
+        if cloud.get(node.id, node.cloud_state) not in TERMINABLE_CLOUD_STATES:
             continue  # PENDING is refused by the cloud; TERMINATING needs nothing more
         asked = snap.terminate_requested.get(node.instance_id)
         if asked is not None and not _older_than(asked, snap.now, snap.policy.terminate_retry_s):

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import gc
 import json
 import os
 import shlex
@@ -40,6 +42,7 @@ if __package__ in (None, ""):  # run as a script: make `tests.benchmarks` import
 
 import anyio
 
+from controller.errors import ConfigError
 from tests.benchmarks import report, rig, scenarios
 
 HERE = Path(__file__).resolve().parent
@@ -73,6 +76,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--preset", choices=sorted(scenarios.PRESETS), default="full")
     parser.add_argument("--keep-logs", action="store_true", help="copy daemon logs to DIR/logs")
+    parser.add_argument(
+        "--daemon-setting",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a daemon setting other than its default, e.g. resync_interval_s=3 (what-if runs; "
+        "repeatable)",
+    )
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="only write the table, results.md and the plot again from a results.json",
+    )
     # Internal: one scenario group in a child process.
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
@@ -87,7 +103,27 @@ def _options(args: argparse.Namespace, workdir: Path) -> scenarios.RunOptions:
         simulator_mode=args.simulator,
         database_url=args.database_url,
         workdir=workdir,
+        daemon_env=daemon_env(args.daemon_setting),
     )
+
+
+def daemon_env(assignments: list[str] | None) -> dict[str, str]:
+    """``--daemon-setting resync_interval_s=3`` as the daemon's ``SPOT_CONTROLLER_*`` variables."""
+    names = {f.name: f.metadata["env"] for f in dataclasses.fields(rig.Settings)}
+    environ: dict[str, str] = {}
+    for item in assignments or []:
+        name, sep, value = item.partition("=")
+        if not sep or name not in names:
+            raise SystemExit(
+                f"--daemon-setting {item!r}: expected NAME=VALUE, NAME one of "
+                + ", ".join(sorted(names))
+            )
+        environ[names[name]] = value
+    try:
+        rig.Settings.from_env(environ)  # a malformed value stops here, naming the variable
+    except ConfigError as exc:
+        raise SystemExit(f"--daemon-setting: {exc}") from None
+    return environ
 
 
 def run_child(args: argparse.Namespace) -> int:
@@ -97,6 +133,15 @@ def run_child(args: argparse.Namespace) -> int:
 
     # SIGTERM (the parent, or a user) unwinds normally, so the simulator process is stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    # The process as `spot-controller run` sets it up, where the daemon has such a hook.
+    from controller import daemon
+
+    tune = getattr(daemon, "tune_process", None)
+    if callable(tune):
+        tune()
+    # Experiments only: the daemon's collector thresholds, e.g. SPOT_BENCH_GC_THRESHOLD=700,10,10
+    if os.environ.get("SPOT_BENCH_GC_THRESHOLD"):
+        gc.set_threshold(*(int(x) for x in os.environ["SPOT_BENCH_GC_THRESHOLD"].split(",")))
     logs.configure("json", "info")
     assert args.child_out is not None
     assert args.workdir is not None
@@ -166,6 +211,8 @@ def run_parent(args: argparse.Namespace) -> int:
             ]
             if args.database_url:
                 command += ["--database-url", args.database_url]
+            for item in args.daemon_setting or []:
+                command += ["--daemon-setting", item]
             log_path = workdir / "daemon.log"
             print(f"[bench] {group} ...", file=sys.stderr, flush=True)
             t = time.monotonic()
@@ -212,7 +259,7 @@ def build_result(
     started: float,
     load_before: list[float],
 ) -> dict[str, Any]:
-    settings = rig.Settings.from_env({}, **preset.settings)
+    settings = rig.Settings.from_env(daemon_env(args.daemon_setting), **preset.settings)
     mach = rig.machine()
     mach["loadavg_before"] = load_before
     mach["loadavg_after"] = mach.pop("loadavg")
@@ -260,6 +307,8 @@ def _public_argv(args: argparse.Namespace) -> list[str]:
         argv += ["--simulator", args.simulator]
     if args.database_url:
         argv += ["--database-url", args.database_url]
+    for item in args.daemon_setting or []:
+        argv += ["--daemon-setting", item]
     return argv
 
 
@@ -294,13 +343,13 @@ def plot_panels(details: dict[str, Any], preset: scenarios.Preset) -> list[repor
             )
     storm = details.get("storm")
     if storm and storm.get("timeline"):
-        first = storm["trials"][0]
+        median = storm["trials"][storm["median_trial"]]
         panels.append(
             report.Panel(
-                f"storm: {first['reclaimed']} of {storm['fleet']} reclaimed",
+                f"storm: {median['reclaimed']} of {storm['fleet']} reclaimed (median trial)",
                 storm["timeline"],
-                first["floor_s"],
-                first["all_replaced_s"],
+                median["floor_s"],
+                median["all_replaced_s"],
             )
         )
     return panels
@@ -363,10 +412,25 @@ def readme_section(out: Path, result: dict[str, Any], figures: list[report.Figur
     )
 
 
+def render(args: argparse.Namespace) -> int:
+    """Write the outputs again from a results.json (after a change of presentation)."""
+    result = json.loads(args.render.read_text())
+    preset = scenarios.PRESETS[result["preset"]]
+    figures = [report.figure_from_json(f) for f in result["figures"]]
+    result["figures"] = [f.to_json() for f in figures]
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_outputs(args.out, result, figures, result["scenarios"], preset)
+    print(header(result))
+    print(report.table(figures))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
         return run_child(args)
+    if args.render:
+        return render(args)
     return run_parent(args)
 
 

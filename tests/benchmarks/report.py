@@ -23,10 +23,12 @@ class Target:
     op: str
     value: float
 
-    def text(self) -> str:
+    def text(self, unit: str = "") -> str:
         if self.op == "ratio<=":
             return f"<= {self.value:g}x floor"
-        return f"{self.op} {self.value:g}"
+        if unit == "x":
+            return f"{self.op} {self.value:g}x"
+        return f"{self.op} {self.value:g} {unit}".rstrip()
 
     def met(self, measured: float | None, ratio: float | None) -> bool | None:
         if self.op == "ratio<=":
@@ -74,7 +76,11 @@ class Figure:
             "ratio": self.ratio,
             "target": None
             if self.target is None
-            else {"op": self.target.op, "value": self.target.value, "text": self.target.text()},
+            else {
+                "op": self.target.op,
+                "value": self.target.value,
+                "text": self.target.text(self.unit),
+            },
             "met": self.met,
             "note": self.note,
         }
@@ -131,7 +137,7 @@ def rows(figures: Sequence[Figure]) -> list[tuple[str, ...]]:
                 _num(f.measured, f.unit),
                 _num(f.floor, f.unit),
                 "-" if f.ratio is None else f"{f.ratio:.2f}x",
-                "-" if f.target is None else f.target.text(),
+                "-" if f.target is None else f.target.text(f.unit),
                 _met(f.met),
             )
         )
@@ -179,6 +185,10 @@ _SERIES = (
 )
 
 
+_FLOOR_COLOR = "#d62728"
+_MEASURED_COLOR = "#9467bd"
+
+
 def _nice_step(span: float, ticks: int = 5) -> float:
     raw = span / max(1, ticks)
     magnitude = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1
@@ -190,8 +200,8 @@ def _nice_step(span: float, ticks: int = 5) -> float:
 
 def svg(panels: Sequence[Panel], *, title: str) -> str:
     """Desired vs running over time, one panel per scenario, as a standalone SVG document."""
-    pw, ph = 420, 270  # panel size
-    ml, mr, mt, mb = 58, 14, 34, 44  # margins inside a panel
+    pw, ph = 420, 280  # panel size
+    ml, mr, mt, mb = 58, 14, 44, 44  # margins inside a panel
     width = pw * max(1, len(panels))
     height = ph + 70
     out = [
@@ -219,7 +229,7 @@ def svg(panels: Sequence[Panel], *, title: str) -> str:
             return y0 + h - v / ymax * h
 
         out.append(
-            f'<text x="{x0}" y="{y0 - 12}" font-size="12" font-weight="bold">'
+            f'<text x="{x0}" y="{y0 - 18}" font-size="12" font-weight="bold">'
             f"{html.escape(panel.title)}</text>"
         )
         out.append(f'<rect x="{x0}" y="{y0}" width="{w}" height="{h}" fill="none" stroke="#999"/>')
@@ -242,11 +252,10 @@ def svg(panels: Sequence[Panel], *, title: str) -> str:
             out.append(f'<text x="{x0 - 6}" y="{yy + 4:.1f}" text-anchor="end">{ytick:g}</text>')
             ytick += ystep
         out.append(f'<text x="{x0 + w / 2}" y="{y0 + h + 32}" text-anchor="middle">seconds</text>')
-        for key, color, dash, label in (
-            ("floor_s", "#d62728", "4,3", "floor"),
-            ("measured_s", "#9467bd", "", "all running"),
+        for value, color, dash in (
+            (panel.floor_s, _FLOOR_COLOR, "4,3"),
+            (panel.measured_s, _MEASURED_COLOR, ""),
         ):
-            value = getattr(panel, key)
             if value is not None:
                 xx = px(value)
                 out.append(
@@ -254,10 +263,13 @@ def svg(panels: Sequence[Panel], *, title: str) -> str:
                     + (f' stroke-dasharray="{dash}"' if dash else "")
                     + "/>"
                 )
-                out.append(
-                    f'<text x="{xx + 3:.1f}" y="{y0 + 12 + (12 if key == "measured_s" else 0)}" '
-                    f'fill="{color}">{label} {value:.1f} s</text>'
-                )
+        if panel.floor_s is not None and panel.measured_s is not None:
+            out.append(
+                f'<text x="{x0}" y="{y0 - 5}" font-size="10"><tspan fill="{_FLOOR_COLOR}">'
+                f'floor {panel.floor_s:.1f} s</tspan>, <tspan fill="{_MEASURED_COLOR}">'
+                f"all RUNNING {panel.measured_s:.1f} s</tspan> "
+                f"({panel.measured_s / panel.floor_s:.2f}x)</text>"
+            )
         for key, _label, color, dash in _SERIES:
             values = panel.timeline.get(key)
             if not values or not t:

@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -328,9 +328,17 @@ def _numbered(sql: str) -> str:
 
 
 def daemon_settings(
-    database_url: str, base_url: str, *, lifted: bool, **overrides: Any
+    database_url: str,
+    base_url: str,
+    *,
+    lifted: bool,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
 ) -> Settings:
-    """The daemon's default settings, against the simulator; rate limits lifted if asked."""
+    """The daemon's default settings, against the simulator; rate limits lifted if asked.
+
+    ``environ`` holds ``SPOT_CONTROLLER_*`` variables, read as the daemon reads its own.
+    """
     if lifted:
         overrides["rate_limits"] = {
             action: LIFTED_RATE
@@ -341,7 +349,7 @@ def daemon_settings(
                 "DescribeInstancesStatus",
             )
         }
-    settings = Settings.from_env({}, database_url=database_url, **overrides)
+    settings = Settings.from_env(dict(environ or {}), database_url=database_url, **overrides)
     return simulator_settings(settings, base_url)
 
 
@@ -376,6 +384,7 @@ class Probe:
     passes: list[PassRecord] = field(default_factory=list)
     launches: list[CallRecord] = field(default_factory=list)
     plan_s: float = 0.0
+    planned_observation: bool = False  # the pass's plan had a new sweep to consume
     sweep_events: list[anyio.Event] = field(default_factory=list)
 
     def attach(self, reconciler: Reconciler) -> Callable[[], None]:
@@ -396,9 +405,9 @@ class Probe:
             return obs
 
         async def run_pass() -> Any:
-            fresh = reconciler.observation is not None and reconciler.observation_fresh
             queries = store.queries
             self.plan_s = 0.0
+            self.planned_observation = False
             at = time.time()
             started = time.perf_counter()
             result = await original_pass()
@@ -406,7 +415,7 @@ class Probe:
                 PassRecord(
                     at,
                     time.perf_counter() - started,
-                    fresh,
+                    self.planned_observation,
                     store.queries - queries,
                     self.plan_s,
                 )
@@ -421,6 +430,8 @@ class Probe:
                 self.launches.append(CallRecord(started, time.time(), request.count))
 
         def plan(snap: planner.Snapshot) -> planner.Plan:
+            # The snapshot carries an observation only when the pass consumes a new sweep.
+            self.planned_observation = snap.observation is not None
             started = time.perf_counter()
             try:
                 return original_plan(snap)

@@ -7,6 +7,7 @@ them, and timelines for the plot.
 
 from __future__ import annotations
 
+import gc
 import random
 import time
 from collections import Counter
@@ -108,6 +109,7 @@ class RunOptions:
     simulator_mode: str  # process | thread
     database_url: str | None  # None: a SQLite file
     workdir: Path
+    daemon_env: dict[str, str] = field(default_factory=dict)  # SPOT_CONTROLLER_* overrides
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -163,7 +165,11 @@ class _Session:
         self.cloud = rig.Cloud(self.base_url)
         stack.push_async_callback(self.cloud.aclose)
         self.settings = rig.daemon_settings(
-            self.database_url, self.base_url, lifted=self.lifted, **self.opts.preset.settings
+            self.database_url,
+            self.base_url,
+            lifted=self.lifted,
+            environ=self.opts.daemon_env,
+            **self.opts.preset.settings,
         )
         return self
 
@@ -233,7 +239,7 @@ def _errors(before: dict[str, Any], after: dict[str, Any]) -> dict[str, int]:
 
 
 async def _cold_start(
-    s: _Session, envs: int, each: int, sampler: rig.Sampler, names: list[str]
+    s: _Session, envs: int, each: int, sampler: rig.Sampler
 ) -> tuple[list[Figure], dict[str, Any]]:
     """All environments from 0 to ``each`` with one UPDATE; time until all RUNNING."""
     preset = s.opts.preset
@@ -292,14 +298,14 @@ async def _cold_group(size: tuple[int, int], opts: RunOptions) -> dict[str, Any]
     preset = opts.preset
     spec = rig.SimulatorSpec(preset.launch_latency_s, preset.api_latency_ms)
     async with _Session(opts, spec) as s:
-        names = await s.sql.create_environments(envs, 0, s.rng)
+        await s.sql.create_environments(envs, 0, s.rng)
         daemon = await s.start_daemon()
         await s.wait_observed()
         await s.wait_ready(envs, 60)
         sampler = rig.Sampler(s.cloud, daemon, preset.sample_interval_s)
         async with sampler.running():
             t0 = time.time()
-            figures, details = await _cold_start(s, envs, each, sampler, names)
+            figures, details = await _cold_start(s, envs, each, sampler)
             await anyio.sleep(1.0)
         details["timeline"] = sampler.timeline(t0)
         details["simulator"] = s.simulator_description()
@@ -319,14 +325,14 @@ async def _fleet_group(opts: RunOptions) -> dict[str, Any]:
     out_figures: list[Figure] = []
     scenarios: dict[str, Any] = {}
     async with _Session(opts, spec) as s:
-        names = await s.sql.create_environments(envs, 0, s.rng)
+        await s.sql.create_environments(envs, 0, s.rng)
         daemon = await s.start_daemon()
         await s.wait_observed()
         await s.wait_ready(envs, 60)
         sampler = rig.Sampler(s.cloud, daemon, preset.sample_interval_s)
         async with sampler.running():
             t0 = time.time()
-            figures, details = await _cold_start(s, envs, each, sampler, names)
+            figures, details = await _cold_start(s, envs, each, sampler)
             await anyio.sleep(1.0)
         details["timeline"] = sampler.timeline(t0)
         details["simulator"] = s.simulator_description()
@@ -351,17 +357,17 @@ async def _storms(
     total = envs * each
     probe = s.daemon.probe
     trials: list[dict[str, Any]] = []
-    timeline: dict[str, Any] = {}
-    for trial in range(preset.storm_trials):
+    timelines: list[dict[str, Any]] = []
+    for _ in range(preset.storm_trials):
         await s.wait_ready(envs, preset.timeout_s)
         env_of = {i["InstanceId"]: i["Tags"].get(ENV_TAG) for i in await s.cloud.instances()}
-        # A reclaim comes at any moment of the resync cycle: a seeded random phase.
-        await anyio.sleep(s.rng.uniform(0, s.settings.resync_interval_s))
-        before = await s.cloud.stats()
-        sweeps_before = len(probe.sweeps)
-        launches_before = len(probe.launches)
         sampler.samples.clear()
         async with sampler.running():
+            # A reclaim comes at any moment of the resync cycle: a seeded random phase.
+            await anyio.sleep(s.rng.uniform(0, s.settings.resync_interval_s))
+            before = await s.cloud.stats()
+            sweeps_before = len(probe.sweeps)
+            launches_before = len(probe.launches)
             t0 = time.time()
             reclaimed = await s.cloud.reclaim(preset.storm_fraction)
             t_cloud = await s.wait_cloud(total, preset.timeout_s)
@@ -377,10 +383,8 @@ async def _storms(
             s.spec.launch_latency_s,
             s.spec.api_latency_ms / 1000,
         )
-        detecting = next(
-            (sw for sw in probe.sweeps[sweeps_before:] if sw.started >= t0 and sw.instances >= 0),
-            None,
-        )
+        # The first sweep started after the reclaim: the one that can see it.
+        detecting = next((sw for sw in probe.sweeps[sweeps_before:] if sw.started >= t0), None)
         launches = probe.launches[launches_before:]
         trial_details = {
             "reclaimed": len(reclaimed),
@@ -407,8 +411,7 @@ async def _storms(
             "errors": _errors(before, after),
         }
         trials.append(trial_details)
-        if trial == 0:
-            timeline = sampler.timeline(t0)
+        timelines.append(sampler.timeline(t0))
     measured_all = [t["all_replaced_s"] for t in trials]
     floors_all = [t["floor_s"] for t in trials]
     median = sorted(range(len(trials)), key=lambda i: measured_all[i])[len(trials) // 2]
@@ -417,7 +420,7 @@ async def _storms(
         "fraction": preset.storm_fraction,
         "trials": trials,
         "median_trial": median,
-        "timeline": timeline,
+        "timeline": timelines[median],
         "launch_latency_s": s.spec.launch_latency_s,
         "api_latency_s": s.spec.api_latency_ms / 1000,
         "rate_limits": dict(DEFAULT_RATE_LIMITS),
@@ -668,6 +671,7 @@ async def _scale_run(
             "gc_collections_by_generation": gc_n,
             "gc_s_by_generation": [round(x, 3) for x in gc_s],
             "gc_longest_pause_s": round(max(gcw.longest), 3),
+            "gc_thresholds": list(gc.get_threshold()),
             "rss_start_mib": round(rss_start or 0.0, 1),
             "peak_rss_before_start_mib": round(baseline, 1),
             "peak_rss_converging_mib": round(peak_converge, 1),
@@ -733,21 +737,23 @@ def growth_figures(results: dict[str, Any], preset: Preset) -> list[Figure]:
     small, large = results[sizes[0]], results[sizes[-1]]
     factor = large["instances"] / small["instances"]
     out = []
-    for key, name in (
-        ("pass_after_sweep_s_max", "pass after a sweep"),
-        ("idle_pass_s_mean", "idle pass"),
-        ("sweep_s_mean", "sweep"),
+    for key, name, unit in (
+        ("pass_after_sweep_s_max", "pass after a sweep time", "s"),
+        ("idle_pass_s_mean", "idle pass time", "s"),
+        ("plan_after_sweep_s_mean", "plan after a sweep (CPU only) time", "s"),
+        ("sweep_s_mean", "sweep time", "s"),
+        ("cpu_s_per_min", "daemon CPU per minute", "CPU s/min"),
     ):
         a, b = small.get(key), large.get(key)
         if a and b:
             out.append(
                 Figure(
                     f"scale growth x{factor:g}",
-                    f"{name} time grew",
+                    f"{name} grew",
                     "x",
                     b / a,
                     target=Target("<=", factor * 1.1),
-                    note=f"{a:.3f} s -> {b:.3f} s; linear = x{factor:g}",
+                    note=f"{a:.3f} {unit} -> {b:.3f} {unit}; linear = x{factor:g}",
                 )
             )
     base = small["rss_start_mib"]
