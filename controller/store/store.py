@@ -449,10 +449,6 @@ class Store:
                 for r in rows
             ]
 
-    async def record_launch_intent(self, launch: Launch, nodes: Sequence[Node], cause: str) -> None:
-        """Before RunInstances: the launch, its SUBMITTED nodes and their activities, at once."""
-        await self.record_launch_intents([(launch, nodes, cause)])
-
     async def record_launch_intents(
         self, intents: Sequence[tuple[Launch, Sequence[Node], str]]
     ) -> None:
@@ -503,21 +499,24 @@ class Store:
                 ],
             )
 
+    async def _resolve_launch(
+        self, conn: AsyncConnection, client_token: str, **values: Any
+    ) -> None:
+        """Close a launch's intent: its final state, the answer's RequestId, one more attempt."""
+        await self._execute(
+            conn,
+            launches.update()
+            .where(launches.c.client_token == client_token)
+            .values(attempts=launches.c.attempts + 1, **values),
+        )
+
     async def record_launch_succeeded(
         self, client_token: str, request_id: str | None, nodes: Sequence[Node], now: datetime
     ) -> None:
         """After RunInstances: the instance ids on the launch's nodes (already set in memory)."""
         async with self._tx(fenced=True) as conn:
-            await self._execute(
-                conn,
-                launches.update()
-                .where(launches.c.client_token == client_token)
-                .values(
-                    state="SUCCEEDED",
-                    request_id=request_id,
-                    resolved_at=now,
-                    attempts=launches.c.attempts + 1,
-                ),
+            await self._resolve_launch(
+                conn, client_token, state="SUCCEEDED", request_id=request_id, resolved_at=now
             )
             await self._update_nodes(conn, nodes)
             if nodes:
@@ -547,18 +546,14 @@ class Store:
         now: datetime,
     ) -> None:
         async with self._tx(fenced=True) as conn:
-            await self._execute(
+            await self._resolve_launch(
                 conn,
-                launches.update()
-                .where(launches.c.client_token == client_token)
-                .values(
-                    state="FAILED",
-                    error_code=code,
-                    error_message=message[:1000],
-                    request_id=request_id,
-                    resolved_at=now,
-                    attempts=launches.c.attempts + 1,
-                ),
+                client_token,
+                state="FAILED",
+                error_code=code,
+                error_message=message[:1000],
+                request_id=request_id,
+                resolved_at=now,
             )
             await self._update_nodes(conn, nodes)
             await self._execute(
@@ -569,15 +564,6 @@ class Store:
                     activities.c.activity_type == CREATE_NODE,
                 )
                 .values(state="FAILED", state_reason=f"{code}: {message}"[:1000], end_time=now),
-            )
-
-    async def record_launch_attempt(self, client_token: str) -> None:
-        async with self._tx(fenced=True) as conn:
-            await self._execute(
-                conn,
-                launches.update()
-                .where(launches.c.client_token == client_token)
-                .values(attempts=launches.c.attempts + 1),
             )
 
     async def record_changes(
