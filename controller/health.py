@@ -139,6 +139,11 @@ class ReconcilerCollector(Collector):
             value=h.last_pass_duration_s,
         )
         yield CounterMetricFamily("spot_controller_passes", "Reconcile passes", value=h.passes)
+        yield CounterMetricFamily(
+            "spot_controller_passes_skipped",
+            "Passes that found nothing changed since the last plan and planned nothing",
+            value=h.passes_skipped,
+        )
         fence = r.store.fence
         yield GaugeMetricFamily(
             "spot_controller_lease_leader",

@@ -53,10 +53,16 @@ class Policy:
 
 @dataclass(frozen=True)
 class Observation:
-    """One complete paged DescribeInstances sweep of this cluster's tagged instances."""
+    """What DescribeInstances showed of this cluster's tagged instances.
+
+    Complete: a full paged sweep, so a recorded instance it lacks may be gone. Partial: a
+    narrow probe (instances being reclaimed), so what it shows is true and what it lacks
+    means nothing: no instance is judged gone, adopted or resolved from it.
+    """
 
     instances: Mapping[str, Instance]
     started_at: datetime  # instances launched after this cannot be in it
+    complete: bool = True
 
 
 @dataclass(frozen=True)
@@ -219,7 +225,8 @@ def _observe(snap: Snapshot, obs: Observation, out: Plan, change: _Change) -> No
             continue
         inst = obs.instances.get(node.instance_id)
         if inst is None:
-            _node_missing(snap, obs, node, change)
+            if obs.complete:
+                _node_missing(snap, obs, node, change)
             continue
         cs = inst.state
         if node.state == NodeState.DELETING:
@@ -257,6 +264,9 @@ def _observe(snap: Snapshot, obs: Observation, out: Plan, change: _Change) -> No
             )
         elif cs != node.cloud_state:
             change(node, node.state, "instance_observed", cloud_state=cs)
+
+    if not obs.complete:
+        return
 
     # Pending launches whose instances are all visible by their launch tag: resolve from tags,
     # so a restart never depends on the cloud still remembering the ClientToken.

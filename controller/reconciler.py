@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import random
 import socket
@@ -26,7 +27,7 @@ from anyio.abc import TaskGroup
 from controller import planner
 from controller.backoff import Block, next_block
 from controller.cloud.client import CvmClient
-from controller.cloud.models import LaunchRequest
+from controller.cloud.models import Instance, LaunchRequest
 from controller.errors import (
     AuthError,
     CapacityError,
@@ -45,7 +46,16 @@ from controller.errors import (
 )
 from controller.ids import new_node_id
 from controller.logs import get_logger
-from controller.model import CLUSTER_TAG, ENV_TAG, TOKEN_TAG, EndReason, Launch, Node, NodeState
+from controller.model import (
+    CLUSTER_TAG,
+    ENV_TAG,
+    GOING_CLOUD_STATES,
+    TOKEN_TAG,
+    EndReason,
+    Launch,
+    Node,
+    NodeState,
+)
 from controller.planner import EnvStatus, Observation, Plan, Policy, Snapshot, StatusReport
 from controller.settings import Settings
 from controller.spec import EnvironmentSpec, Pool, parse_environment
@@ -65,6 +75,9 @@ RECENTLY_ENDED_TTL_S = 600.0
 # 208 s one transaction each; batches keep each write short and let sends start early.
 INTENT_BATCH = 100
 ACTIVE_SWEEP_INTERVAL_S = 2.0
+# Probes for reclaimed instances may cost at most this share of the resync sweeps' calls.
+PROBE_SHARE = 0.1
+SWEEP_PAGE = 100  # instances per DescribeInstances page
 
 # What each kind of node change means for the node's activities.
 _END_CAUSES = {
@@ -93,7 +106,9 @@ class Health:
     started_at: float = 0.0
     last_pass_at: float | None = None
     last_sweep_at: float | None = None
+    last_probe_at: float | None = None
     passes: int = 0
+    passes_skipped: int = 0
     last_pass_duration_s: float = 0.0
     leader: bool = False
     last_lease_tick_at: float | None = None
@@ -139,6 +154,15 @@ class Reconciler:
         self.sweep_error: CloudError | None = None
         self.needs_reload = False
         self.observation_fresh = False
+        self.sweeping = False
+        self.sweep_wanted = anyio.Event()
+        # Going instances a probe found since the last pass, and when that probe started.
+        self.probed: dict[str, Instance] = {}
+        self.probed_at: datetime | None = None
+        # Whether anything a plan reads changed since the last plan (rows are compared on
+        # every pass); and when a timer (backoff, terminate retry) next changes a plan.
+        self.dirty = True
+        self.replan_at: float = 0.0
         self.env_names: dict[str, str] = {}
         self.specs: dict[str, EnvironmentSpec] = {}
         self.invalid: dict[str, str] = {}
@@ -184,6 +208,7 @@ class Reconciler:
                     loops.start_soon(self._lease_loop, stop)
                     loops.start_soon(self._sweep_loop, stop)
                     loops.start_soon(self._pass_loop, stop)
+                    loops.start_soon(self._probe_loop, stop)
                     await stop.wait()
                     loops.cancel_scope.cancel()
         finally:
@@ -239,6 +264,7 @@ class Reconciler:
     async def _become_leader(self, epoch: int) -> None:
         """Start from the durable records: another replica may have acted since we last did."""
         self.store.fence = Fence(self.settings.cluster, self.holder, epoch)
+        self.probed, self.probed_at = {}, None
         self.observation = None
         self.observation_fresh = False
         self.health.observed = False
@@ -267,6 +293,7 @@ class Reconciler:
         )
 
     def _wake(self) -> None:
+        self.dirty = True
         self.wakeup.set()
 
     # ----- observation --------------------------------------------------------------------
@@ -283,7 +310,9 @@ class Reconciler:
             if not self.leading:
                 await _sleep_until(started + self.settings.poll_interval_s, stop)
                 continue
+            self.sweep_wanted = anyio.Event()
             try:
+                self.sweeping = True
                 await self.sweep()
                 failures = 0
                 self.sweep_error = None
@@ -300,6 +329,8 @@ class Reconciler:
                 )
                 if isinstance(exc, AuthError):
                     self._hold_all(exc)
+            finally:
+                self.sweeping = False
             if failures:
                 backoff = self.settings.poll_interval_s * 2 ** min(failures, 8)
                 await _sleep_until(started + min(self.settings.backoff_max_s, backoff), stop)
@@ -307,14 +338,72 @@ class Reconciler:
                 await self._wait_for_next_sweep(started, stop)
 
     async def _wait_for_next_sweep(self, started: float, stop: anyio.Event) -> None:
-        """Sweep every resync interval; sooner while launches or terminations are in flight."""
+        """Sweep every resync interval; sooner while launches or terminations are in flight,
+        and at once when a probe found instances being reclaimed."""
         active = min(self.settings.resync_interval_s, ACTIVE_SWEEP_INTERVAL_S)
-        while not stop.is_set():
+        while not stop.is_set() and not self.sweep_wanted.is_set():
             deadline = started + (active if self._busy() else self.settings.resync_interval_s)
             now = anyio.current_time()
             if now >= deadline:
                 return
-            await _sleep_until(min(deadline, now + self.settings.poll_interval_s), stop)
+            with anyio.move_on_after(min(deadline, now + self.settings.poll_interval_s) - now):
+                await self.sweep_wanted.wait()
+
+    def probe_interval(self) -> float | None:
+        """Seconds between probes for the fleet last swept; None when probing is off."""
+        fleet = len(self.observation.instances) if self.observation else 0
+        return probe_interval(
+            self.settings.probe_interval_s, self.settings.resync_interval_s, fleet
+        )
+
+    async def _probe_loop(self, stop: anyio.Event) -> None:
+        """List only the instances being reclaimed, between sweeps.
+
+        Tencent does not push interruptions and a sweep of a large fleet is many pages: one
+        filtered call finds a reclaim within about a second. A probe that finds one asks for
+        a sweep at once, which also finds those already gone.
+        """
+        while not stop.is_set():
+            # Short steps: the interval follows the fleet, which grows from nothing at start.
+            step = min(self.settings.poll_interval_s, self.probe_interval() or math.inf)
+            await _sleep_until(anyio.current_time() + step, stop)
+            interval = self.probe_interval()
+            if interval is None or not self.leading or self.observation is None:
+                continue
+            last_look = max(self.health.last_sweep_at or 0.0, self.health.last_probe_at or 0.0)
+            if self.sweeping or anyio.current_time() - last_look < interval:
+                continue  # a sweep is looking, or just looked
+            await self.probe()
+
+    async def probe(self) -> list[Instance]:
+        """One DescribeInstances over this cluster's instances in a going state."""
+        started_at = self.clock()
+        self.health.last_probe_at = anyio.current_time()
+        try:
+            going = await self.client.describe_instances(
+                filters={
+                    f"tag:{CLUSTER_TAG}": [self.settings.cluster],
+                    "instance-state": sorted(GOING_CLOUD_STATES),
+                }
+            )
+        except CloudError as exc:
+            log.debug("probe_failed", code=exc.code, request_id=exc.request_id)
+            return []
+        if not going:
+            return going
+        live = {
+            n.instance_id: n
+            for n in self.nodes.values()
+            if n.instance_id and n.state in (NodeState.CREATING, NodeState.RUNNING)
+        }
+        news = [i for i in going if i.instance_id in live and i.instance_id not in self.probed]
+        if news:
+            log.debug("probe_found", instances=len(news))
+            self.probed.update((i.instance_id, i) for i in news)
+            self.probed_at = started_at
+            self._wake()
+            self.sweep_wanted.set()
+        return going
 
     async def sweep(self) -> Observation:
         """One paged DescribeInstances over this cluster's tag; the planner's only view."""
@@ -342,6 +431,8 @@ class Reconciler:
         self.observation = obs
         self.observation_fresh = True
         self.health.last_sweep_at = anyio.current_time()
+        if self.probed_at is not None and self.probed_at <= started_at:
+            self.probed.clear()  # this sweep is newer than the probe
         if not self.health.observed:
             log.info("first_observation", instances=len(instances))
         self.health.observed = True
@@ -383,16 +474,25 @@ class Reconciler:
             await self.load()
             self.observation = None
             self.needs_reload = False
+            self.dirty = True
         rows = await self.store.load_environment_rows()
-        self._load_specs(rows)
+        if self._load_specs(rows):
+            self.dirty = True
         self._expire(now)
         self.health.passes += 1
         if self.observation is None:
             # Never act on a partial view: wait for the first full sweep, but say why.
             await self._report_unobserved(now)
             return None
-        obs = self.observation if self.observation_fresh else None
-        self.observation_fresh = False
+        if not self.dirty and started < self.replan_at:
+            # Nothing a plan reads has changed: the plan would be the last one again. (A plan
+            # of 100,000 nodes every second was most of the daemon's CPU when idle.)
+            self.health.passes_skipped += 1
+            self.health.last_pass_at = anyio.current_time()
+            self.health.last_pass_duration_s = self.health.last_pass_at - started
+            return None
+        self.dirty = False
+        obs = self._take_observation()
         snap = Snapshot(
             now=now,
             environments=self.specs,
@@ -409,11 +509,40 @@ class Reconciler:
         )
         plan = planner.plan(snap)
         await self._apply(plan, obs, now)
+        self.replan_at = started + self._seconds_to_next_timer(now)
         self.health.last_pass_at = anyio.current_time()
         self.health.last_pass_duration_s = self.health.last_pass_at - started
         return plan
 
-    def _load_specs(self, rows: list[dict[str, Any]]) -> None:
+    def _take_observation(self) -> Observation | None:
+        """What is new since the last plan: a sweep, the probe's finds, both, or nothing."""
+        probed, probed_at = self.probed, self.probed_at
+        self.probed, self.probed_at = {}, None
+        if self.observation_fresh and self.observation is not None:
+            self.observation_fresh = False
+            obs = self.observation
+            if probed and probed_at is not None and probed_at > obs.started_at:
+                obs = Observation({**obs.instances, **probed}, obs.started_at)
+            return obs
+        if probed and probed_at is not None:
+            return Observation(probed, probed_at, complete=False)
+        return None
+
+    def _seconds_to_next_timer(self, now: datetime) -> float:
+        """Until the soonest backoff, hold or terminate retry ends: a plan changes then even
+        if nothing else does. At most the resync interval, so statuses stay fresh."""
+        soonest = self.settings.resync_interval_s
+        retry = timedelta(seconds=self.policy.terminate_retry_s)
+        ends = [b.until for b in self.blocks.values()] + [h.until for h in self.holds.values()]
+        ends += [asked + retry for asked in self.terminate_requested.values()]
+        for end in ends:
+            if end > now:
+                soonest = min(soonest, (end - now).total_seconds())
+        return soonest
+
+    def _load_specs(self, rows: list[dict[str, Any]]) -> bool:
+        """Parse the rows that changed; True when any row was added, changed or deleted."""
+        changed = len(rows) != len(self.parsed)
         specs: dict[str, EnvironmentSpec] = {}
         invalid: dict[str, str] = {}
         parsed: dict[str, tuple[tuple[Any, ...], EnvironmentSpec | str]] = {}
@@ -425,6 +554,7 @@ class Reconciler:
             if cached is not None and cached[0] == key:
                 result = cached[1]
             else:
+                changed = True
                 try:
                     result = parse_environment(row, self.settings.region)
                 except ValidationFailed as exc:
@@ -441,6 +571,7 @@ class Reconciler:
         self.invalid_logged = dict(invalid)
         self.specs = specs
         self.invalid = invalid
+        return changed
 
     def _expire(self, now: datetime) -> None:
         cutoff = now - timedelta(seconds=RECENTLY_ENDED_TTL_S)
@@ -941,6 +1072,7 @@ class Reconciler:
         await self._record_statuses(reports, now)
 
     def _hold_all(self, exc: CloudError) -> None:
+        self.dirty = True
         now = self.clock()
         for env_id in self.specs:
             self.holds[env_id] = Block(
@@ -992,6 +1124,7 @@ class Reconciler:
             )
         finally:
             self.terminating_in_flight.difference_update(instance_ids)
+            self.dirty = True  # a failed request is planned again
 
     async def _terminate_one_batch(self, ids: list[str]) -> None:
         try:
@@ -1062,6 +1195,16 @@ class Reconciler:
                 }
             )
         await self.store.record_statuses(rows)
+
+
+def probe_interval(every_s: float, resync_interval_s: float, fleet: int) -> float | None:
+    """Seconds between probes: ``every_s``, but no more often than keeps the probes (one call
+    each) within ``PROBE_SHARE`` of the calls of sweeping ``fleet`` instances every resync
+    interval. None when ``every_s`` is 0 (probing off)."""
+    if every_s <= 0:
+        return None
+    pages = max(1, math.ceil(fleet / SWEEP_PAGE))
+    return max(every_s, resync_interval_s / (PROBE_SHARE * pages))
 
 
 def _reason_class(exc: CloudError) -> str:

@@ -140,6 +140,14 @@ class Settings:
         "How often the daemon sweeps DescribeInstances when nothing is in flight",
         "s",
     )
+    probe_interval_s: float = _setting(
+        "SPOT_CONTROLLER_PROBE_INTERVAL_S",
+        1.0,
+        "How often the daemon lists this cluster's instances being reclaimed (one "
+        "DescribeInstances filtered on instance-state), to replace them before the next sweep; "
+        "spaced out so probes cost at most a tenth of the sweeps' calls; 0 turns probing off",
+        "s",
+    )
     launch_timeout_s: float = _setting(
         "SPOT_CONTROLLER_LAUNCH_TIMEOUT_S",
         300.0,
@@ -242,12 +250,14 @@ class Settings:
         positive = [
             f.name
             for f in dataclasses.fields(self)
-            if f.type in ("float", "int") and f.name != "cvm_max_attempts"
+            if f.type in ("float", "int") and f.name not in ("cvm_max_attempts", "probe_interval_s")
         ]
         for name in positive:
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"{_env_of(name)}: must be a finite number greater than 0")
+        if not math.isfinite(self.probe_interval_s) or self.probe_interval_s < 0:
+            raise ConfigError(f"{_env_of('probe_interval_s')}: must be a finite number, 0 or more")
         if self.cvm_max_attempts < 1:
             raise ConfigError(f"{_env_of('cvm_max_attempts')}: must be at least 1")
         if not 1 <= self.launch_batch_max <= 500:

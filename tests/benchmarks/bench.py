@@ -142,7 +142,7 @@ def run_child(args: argparse.Namespace) -> int:
     # Experiments only: the daemon's collector thresholds, e.g. SPOT_BENCH_GC_THRESHOLD=700,10,10
     if os.environ.get("SPOT_BENCH_GC_THRESHOLD"):
         gc.set_threshold(*(int(x) for x in os.environ["SPOT_BENCH_GC_THRESHOLD"].split(",")))
-    logs.configure("json", "info")
+    logs.configure("json", os.environ.get("SPOT_BENCH_LOG_LEVEL", "info"))  # experiments: debug
     assert args.child_out is not None
     assert args.workdir is not None
     opts = _options(args, args.workdir)

@@ -431,7 +431,7 @@ class Probe:
 
         def plan(snap: planner.Snapshot) -> planner.Plan:
             # The snapshot carries an observation only when the pass consumes a new sweep.
-            self.planned_observation = snap.observation is not None
+            self.planned_observation = snap.observation is not None and snap.observation.complete
             started = time.perf_counter()
             try:
                 return original_plan(snap)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from controller import reconciler as reconciler_module
 from controller.model import TOKEN_TAG
 from controller.store.store import Store
 from tests.daemon.harness import World, eventually, running_reconciler, settings_for
@@ -103,6 +104,39 @@ async def test_reclaimed_and_released_instances_are_replaced(
             if a["activity_type"] == "TERMINATE_COMPUTE_NODE"
         ]
         assert len(terminations) == 3
+    finally:
+        await store.close()
+
+
+# The reclaimed instance stays TERMINATING for a while, as a real one shuts down; the next
+# resync sweep is 30 s away, so only the probe can find it in time.
+@pytest.mark.sim(terminate_delay_s=20.0)
+async def test_probe_replaces_a_reclaimed_instance_before_the_next_sweep(
+    database_url: str, sim_url: str, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fleet this small would space probes out to the resync interval (they may cost a tenth
+    # of the sweeps): lift that budget so the probe itself is what this test exercises.
+    monkeypatch.setattr(reconciler_module, "PROBE_SHARE", 1000.0)
+    settings = settings_for(database_url, sim_url, resync_interval_s=30.0, probe_interval_s=0.1)
+    store = await Store.open(database_url)
+    try:
+        env = await _env(store, desired_count=3)
+        async with running_reconciler(settings, store) as reconciler:
+            await eventually(lambda: _converged(world, store, env["id"], 3), what="3 running")
+            assert reconciler.probe_interval() == pytest.approx(0.1)
+            victim = (await world.alive(env["id"]))[0]["InstanceId"]
+            await world.admin("POST", "reclaim", {"instance_ids": [victim]})
+
+            async def replaced() -> bool:
+                alive = {i["InstanceId"] for i in await world.alive(env["id"])}
+                return victim not in alive and await _converged(world, store, env["id"], 3)
+
+            await eventually(replaced, within_s=10, what="the reclaimed instance replaced")
+            gone = {i["InstanceId"]: i["InstanceState"] for i in await world.instances()}
+            assert gone[victim] == "TERMINATING"  # replaced while the cloud still ends it
+        nodes = {n["instance_id"]: n for n in await store.list_nodes(env["id"])}
+        assert nodes[victim]["end_reason"] == "interrupted"
+        assert len(nodes) == 4
     finally:
         await store.close()
 

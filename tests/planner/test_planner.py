@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -245,6 +246,32 @@ def test_interrupted_and_released_instances_are_replaced() -> None:
         gone_after_terminating.id: EndReason.INTERRUPTED,
     }
     assert [c for _, _, c in launched(p)] == [3]
+
+
+def test_a_probe_shows_what_is_being_reclaimed_and_judges_nothing_else() -> None:
+    # A partial observation (a probe filtered on instance-state) lists only going instances:
+    # the reclaimed one is replaced at once; the others it does not show stay as they are,
+    # and an unrecorded instance it shows is neither adopted nor terminated.
+    reclaimed = node(NodeState.RUNNING)
+    unseen = node(NodeState.RUNNING)
+    creating = node(NodeState.CREATING, launched=400)
+    stranger = instance(iid="ins-stranger", state="TERMINATING", env_id="env-gone")
+    pending = launch(1, token="tok-9")
+    probe = Observation(
+        {i.instance_id: i for i in (instance(reclaimed, "TERMINATING"), stranger)},
+        ago(1),
+        complete=False,
+    )
+    base = snap([env(4)], [reclaimed, unseen, creating], launches=[pending])
+    p = plan(dataclasses.replace(base, observation=probe))
+    assert [(c.node_id, c.state, c.end_reason) for c in p.node_changes] == [
+        (reclaimed.id, NodeState.ENDED, EndReason.INTERRUPTED)
+    ]
+    assert [c for _, _, c in launched(p)] == [1]
+    assert p.resends == []
+    assert p.resolutions == []
+    assert p.adoptions == []
+    assert p.terminations == []
 
 
 def test_new_instance_not_yet_visible_is_not_judged_gone() -> None:
