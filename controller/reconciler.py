@@ -59,6 +59,7 @@ from controller.model import (
 from controller.planner import EnvStatus, Observation, Plan, Policy, Snapshot, StatusReport
 from controller.settings import Settings
 from controller.spec import EnvironmentSpec, Pool, parse_environment
+from controller.store.notify import watch_environment_changes
 from controller.store.store import (
     CREATE_NODE,
     STATUS_COLUMNS,
@@ -209,6 +210,7 @@ class Reconciler:
                     loops.start_soon(self._sweep_loop, stop)
                     loops.start_soon(self._pass_loop, stop)
                     loops.start_soon(self._probe_loop, stop)
+                    loops.start_soon(self._watch_loop, stop)
                     await stop.wait()
                     loops.cancel_scope.cancel()
         finally:
@@ -292,6 +294,31 @@ class Reconciler:
             "lease_lost", holder=self.holder, epoch=fence.epoch if fence else None, reason=reason
         )
 
+    async def _watch_loop(self, stop: anyio.Event) -> None:
+        """PostgreSQL: start a pass as soon as a user commits a change to compute_environments.
+
+        A shortcut, never the only way changes are seen: passes still read every row each
+        poll interval, so a change made while the listening connection is down is not lost.
+        """
+        if self.store.dialect != "postgresql":
+            return
+        url = self.store.engine.url.render_as_string(hide_password=False)
+        failures = 0
+        while not stop.is_set():
+            try:
+                async with watch_environment_changes(url) as changes:
+                    log.info("notify_listening", reconnected=failures > 0)
+                    failures = 0
+                    while True:
+                        await changes.wait()
+                        if self.leading:
+                            self._wake()
+            except StoreError as exc:
+                failures += 1
+                log.warning("notify_failed", error=str(exc), failures=failures)
+                backoff = self.settings.poll_interval_s * 2 ** min(failures, 5)
+                await _sleep_until(anyio.current_time() + min(30.0, backoff), stop)
+
     def _wake(self) -> None:
         self.dirty = True
         self.wakeup.set()
@@ -308,7 +335,9 @@ class Reconciler:
         while not stop.is_set():
             started = anyio.current_time()
             if not self.leading:
-                await _sleep_until(started + self.settings.poll_interval_s, stop)
+                # Check again as often as the lease is tried: a new leader sweeps at once.
+                wait = min(self.settings.poll_interval_s, self.settings.lease_retry_s)
+                await _sleep_until(started + wait, stop)
                 continue
             self.sweep_wanted = anyio.Event()
             try:
@@ -346,7 +375,8 @@ class Reconciler:
             now = anyio.current_time()
             if now >= deadline:
                 return
-            with anyio.move_on_after(min(deadline, now + self.settings.poll_interval_s) - now):
+            step = min(self.settings.poll_interval_s, active)  # work may start meanwhile
+            with anyio.move_on_after(min(deadline, now + step) - now):
                 await self.sweep_wanted.wait()
 
     def probe_interval(self) -> float | None:

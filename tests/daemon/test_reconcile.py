@@ -141,6 +141,35 @@ async def test_probe_replaces_a_reclaimed_instance_before_the_next_sweep(
         await store.close()
 
 
+@pytest.mark.postgres
+async def test_postgres_notification_starts_a_pass_without_waiting_for_the_poll(
+    pg_url: str, sim_url: str, world: World
+) -> None:
+    # Rows are polled every 30 s and instances swept every 30 s: only the notification of the
+    # UPDATE can start the pass that launches the two new instances in time.
+    settings = settings_for(
+        pg_url, sim_url, poll_interval_s=30.0, resync_interval_s=30.0, probe_interval_s=0.0
+    )
+    store = await Store.open(pg_url)
+    try:
+        env = await _env(store, desired_count=1)
+        async with running_reconciler(settings, store):
+            await eventually(lambda: _converged(world, store, env["id"], 1), what="1 running")
+            async with store.engine.begin() as conn:
+                await conn.execute(
+                    sa.text("UPDATE compute_environments SET desired_count = 3 WHERE id = :id"),
+                    {"id": env["id"]},
+                )
+
+            async def launched() -> bool:
+                return len(await world.alive(env["id"])) == 3
+
+            await eventually(launched, within_s=10, what="2 more instances launched")
+        assert len(await store.list_nodes(env["id"])) == 3
+    finally:
+        await store.close()
+
+
 async def test_scale_up_down_and_to_zero_follow_sql_updates(
     database_url: str, sim_url: str, world: World
 ) -> None:
