@@ -184,8 +184,9 @@ class Reconciler:
 
     async def load(self) -> None:
         """Read the durable records: live nodes and unresolved launches."""
-        self.nodes = {n.id: n for n in await self.store.load_live_nodes()}
-        self.launches = {la.client_token: la for la in await self.store.load_pending_launches()}
+        nodes, pending = await self.store.load_state()
+        self.nodes = {n.id: n for n in nodes}
+        self.launches = {la.client_token: la for la in pending}
         self.launch_nodes = {}
         for node in self.nodes.values():
             if node.launch_token in self.launches:
@@ -501,6 +502,11 @@ class Reconciler:
         started = anyio.current_time()
         now = self.clock()
         if self.needs_reload:
+            if self.launches_in_flight:
+                # A launch answered after the read would be recorded but missing from memory,
+                # and its instances adopted a second time: reload once the answers are in.
+                log.debug("reload_deferred", launches_in_flight=len(self.launches_in_flight))
+                return None
             await self.load()
             self.observation = None
             self.needs_reload = False

@@ -13,6 +13,8 @@ from controller.errors import ConfigError, StoreUnavailable
 from controller.settings import mask_url_password
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+# Execution option naming the BEGIN a SQLite transaction starts with: "IMMEDIATE" for writes.
+SQLITE_BEGIN = "sqlite_begin"
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 
 
@@ -52,6 +54,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     return create_async_engine(parsed, pool_pre_ping=True, **kwargs)
 
@@ -63,6 +66,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+    # The driver's implicit BEGIN is DEFERRED; _sqlite_begin emits ours instead.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(conn: Any) -> None:
+    """BEGIN IMMEDIATE for writes: a deferred transaction that reads and then writes cannot
+    wait for the lock in WAL mode (another commit makes its snapshot stale) and fails at once
+    with "database is locked"; an immediate one takes the write lock first, waiting up to the
+    busy timeout."""
+    mode = conn.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 def is_unavailable(exc: BaseException) -> bool:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import anyio
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -25,7 +26,13 @@ from controller.ids import new_activity_id
 from controller.model import Launch, Node, NodeState
 from controller.spec import Pool
 from controller.store import migrate
-from controller.store.database import check_connection, create_engine, describe_url, is_unavailable
+from controller.store.database import (
+    SQLITE_BEGIN,
+    check_connection,
+    create_engine,
+    describe_url,
+    is_unavailable,
+)
 from controller.store.schema import (
     DbClock,
     activities,
@@ -134,6 +141,8 @@ class Store:
         # When fencing is on, the reconciler's writes go through only under a live lease.
         self.fencing = False
         self.fence: Fence | None = None
+        self._sqlite_write_lock = anyio.Lock()
+        self._sqlite_writer = engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
 
     @classmethod
     async def open(cls, url: str, *, migrate_schema: bool = False) -> Store:
@@ -161,9 +170,27 @@ class Store:
         return self.engine.dialect.name
 
     @asynccontextmanager
-    async def _tx(self, *, fenced: bool = False) -> AsyncIterator[AsyncConnection]:
+    async def _tx(
+        self, *, write: bool = False, fenced: bool = False, snapshot: bool = False
+    ) -> AsyncIterator[AsyncConnection]:
+        """One transaction. ``write``: it will write (``fenced`` writes always do); on SQLite
+        writes queue on one lock in this process and take the file's write lock at BEGIN.
+        ``snapshot``: every statement sees the same committed state (PostgreSQL: REPEATABLE
+        READ; SQLite's transactions always do)."""
+        write = write or fenced
         try:
-            async with self.engine.begin() as conn:
+            async with AsyncExitStack() as stack:
+                if write and self.dialect == "sqlite":
+                    # SQLite has one writer. Queued here, writers wait their turn in order;
+                    # left to the file lock they poll it and time out under load.
+                    await stack.enter_async_context(self._sqlite_write_lock)
+                    engine = self._sqlite_writer
+                else:
+                    engine = self.engine
+                conn = await stack.enter_async_context(engine.connect())
+                if snapshot and self.dialect == "postgresql":
+                    conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+                await stack.enter_async_context(conn.begin())
                 if fenced and self.fencing:
                     await self._check_fence(conn)
                 yield conn
@@ -221,7 +248,7 @@ class Store:
     async def _acquire_lease(self, cluster: str, holder: str, duration_s: float) -> int | None:
         c = controller_leases.c
         now = DbClock()
-        async with self._tx() as conn:
+        async with self._tx(write=True) as conn:
             stmt = sa.select(c.holder, c.epoch, c.expires_at, now.label("now")).where(
                 c.cluster == cluster
             )
@@ -266,7 +293,7 @@ class Store:
     async def renew_lease(self, fence: Fence, duration_s: float) -> bool:
         c = controller_leases.c
         now = DbClock()
-        async with self._tx() as conn:
+        async with self._tx(write=True) as conn:
             result = await self._execute(
                 conn,
                 controller_leases.update()
@@ -283,7 +310,7 @@ class Store:
     async def release_lease(self, fence: Fence) -> None:
         """Give the lease up at once (graceful stop) so a standby takes over without waiting."""
         c = controller_leases.c
-        async with self._tx() as conn:
+        async with self._tx(write=True) as conn:
             await self._execute(
                 conn,
                 controller_leases.update()
@@ -321,7 +348,7 @@ class Store:
         specs.parse_environment(probe, region)
         row["max_price"] = specs.validate_max_price(row["max_price"])
         try:
-            async with self._tx() as conn:
+            async with self._tx(write=True) as conn:
                 result = await self._execute(
                     conn,
                     compute_environments.insert()
@@ -368,7 +395,7 @@ class Store:
         if "max_price" in values:
             values["max_price"] = specs.validate_max_price(values["max_price"])
         try:
-            async with self._tx() as conn:
+            async with self._tx(write=True) as conn:
                 await self._execute(
                     conn,
                     compute_environments.update()
@@ -386,7 +413,7 @@ class Store:
         current = await self.get_environment(name_or_id)
         if current is None:
             return None
-        async with self._tx() as conn:
+        async with self._tx(write=True) as conn:
             await self._execute(
                 conn,
                 compute_environments.delete().where(compute_environments.c.id == current["id"]),
@@ -427,17 +454,19 @@ class Store:
         async with self._tx() as conn:
             return [dict(r._mapping) for r in await self._execute(conn, stmt)]
 
-    async def load_live_nodes(self) -> list[Node]:
-        stmt = sa.select(compute_nodes).where(compute_nodes.c.state != NodeState.ENDED.value)
-        async with self._tx() as conn:
-            rows = await self._execute(conn, stmt)
-            return [_node_from_row(r._mapping) for r in rows]
-
-    async def load_pending_launches(self) -> list[Launch]:
-        stmt = sa.select(launches).where(launches.c.state == "PENDING")
-        async with self._tx() as conn:
-            rows = await self._execute(conn, stmt)
-            return [
+    async def load_state(self) -> tuple[list[Node], list[Launch]]:
+        """The live nodes and the unresolved launches, read from one snapshot: read apart, a
+        launch resolved in between would leave its nodes without instance ids and its
+        instances looking like nobody's."""
+        async with self._tx(snapshot=True) as conn:
+            node_rows = await self._execute(
+                conn, sa.select(compute_nodes).where(compute_nodes.c.state != NodeState.ENDED.value)
+            )
+            nodes = [_node_from_row(r._mapping) for r in node_rows]
+            launch_rows = await self._execute(
+                conn, sa.select(launches).where(launches.c.state == "PENDING")
+            )
+            pending = [
                 Launch(
                     client_token=r.client_token,
                     env_id=r.env_id,
@@ -446,8 +475,9 @@ class Store:
                     request=request_from_json(r.request),
                     created_at=r.created_at,
                 )
-                for r in rows
+                for r in launch_rows
             ]
+        return nodes, pending
 
     async def record_launch_intents(
         self, intents: Sequence[tuple[Launch, Sequence[Node], str]]
