@@ -171,6 +171,10 @@ class Reconciler:
         # env id -> (the row's user columns, its spec or the reason it is invalid): a row is
         # parsed again only when a user changed it (10,000 rows a second cost a core).
         self.parsed: dict[str, tuple[tuple[Any, ...], EnvironmentSpec | str]] = {}
+        # The environment revision the rows were read at, and when (monotonic): rows are read
+        # again when a user change moved the revision, and at least every resync interval.
+        self.rows_revision: int | None = None
+        self.rows_read_at: float | None = None
         self.last_status: dict[str, tuple[Any, ...]] = {}
         self.last_status_write: dict[str, float] = {}
         self.health = Health()
@@ -273,6 +277,7 @@ class Reconciler:
         self.health.observed = False
         self.last_status.clear()
         self.last_status_write.clear()
+        self.rows_read_at = None
         try:
             await self.load()
         except StoreError:
@@ -509,11 +514,14 @@ class Reconciler:
                 return None
             await self.load()
             self.observation = None
+            self.rows_read_at = None
             self.needs_reload = False
             self.dirty = True
-        rows = await self.store.load_environment_rows()
-        if self._load_specs(rows):
-            self.dirty = True
+        if await self._rows_may_have_changed(started):
+            self.rows_revision, rows = await self.store.load_environment_rows()
+            self.rows_read_at = started
+            if self._load_specs(rows):
+                self.dirty = True
         self._expire(now)
         self.health.passes += 1
         if self.observation is None:
@@ -549,6 +557,18 @@ class Reconciler:
         self.health.last_pass_at = anyio.current_time()
         self.health.last_pass_duration_s = self.health.last_pass_at - started
         return plan
+
+    async def _rows_may_have_changed(self, now: float) -> bool:
+        """One integer instead of every row: whether a user changed compute_environments since
+        the rows were read. Read anyway every resync interval, and always when the revision
+        is missing (a database edited by hand)."""
+        if (
+            self.rows_read_at is None
+            or self.rows_revision is None
+            or now - self.rows_read_at >= self.settings.resync_interval_s
+        ):
+            return True
+        return await self.store.environment_revision() != self.rows_revision
 
     def _take_observation(self) -> Observation | None:
         """What is new since the last plan: a sweep, the probe's finds, both, or nothing."""

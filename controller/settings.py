@@ -131,7 +131,8 @@ class Settings:
     poll_interval_s: float = _setting(
         "SPOT_CONTROLLER_POLL_INTERVAL_S",
         1.0,
-        "How often the daemon reads compute_environments for changes",
+        "How often the daemon checks compute_environments for changes (one counter; the rows "
+        "when it moved)",
         "s",
     )
     resync_interval_s: float = _setting(

@@ -25,6 +25,7 @@ This module does not log; it raises, and the caller decides what to log.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
@@ -90,7 +91,11 @@ class EnvironmentChanges:
         self._timeout_s = timeout_s
         self._changed: set[str] = set()
         self._wakeup = anyio.Event()
-        self._alive_at = anyio.current_time()
+        # The loop's clock (anyio.current_time() on asyncio), read without anyio: asyncpg runs
+        # the notification callback outside any task, where anyio (through sniffio) cannot
+        # tell which event loop is running.
+        self._clock = asyncio.get_running_loop().time
+        self._alive_at = self._clock()
         self._lost: str | None = None
         self._closed = False
         self._waiting = False
@@ -186,7 +191,7 @@ class EnvironmentChanges:
 
     def _on_notification(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         self._changed.add(payload)
-        self._alive_at = anyio.current_time()
+        self._alive_at = self._clock()
         self._wakeup.set()
 
     def _on_termination(self, _conn: Any) -> None:

@@ -163,6 +163,16 @@ launches = sa.Table(
 
 # One row per cluster: the replica that may act, until when (database clock), and the fencing
 # token (epoch) every one of its writes is checked against.
+# One row, bumped by triggers (migration 0003) on every user change to compute_environments:
+# the daemon re-reads the environments only when it moved.
+environment_revision = sa.Table(
+    "environment_revision",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+    sa.CheckConstraint("id = 1", name="single_row"),
+)
+
 controller_leases = sa.Table(
     "controller_leases",
     metadata,

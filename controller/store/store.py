@@ -39,6 +39,7 @@ from controller.store.schema import (
     compute_environments,
     compute_nodes,
     controller_leases,
+    environment_revision,
     launches,
 )
 
@@ -171,13 +172,14 @@ class Store:
 
     @asynccontextmanager
     async def _tx(
-        self, *, write: bool = False, fenced: bool = False, snapshot: bool = False
+        self, *, write: bool | None = None, fenced: bool = False, snapshot: bool = False
     ) -> AsyncIterator[AsyncConnection]:
-        """One transaction. ``write``: it will write (``fenced`` writes always do); on SQLite
+        """One transaction. ``write``: it will write (default: when ``fenced``); on SQLite
         writes queue on one lock in this process and take the file's write lock at BEGIN.
         ``snapshot``: every statement sees the same committed state (PostgreSQL: REPEATABLE
         READ; SQLite's transactions always do)."""
-        write = write or fenced
+        if write is None:
+            write = fenced
         try:
             async with AsyncExitStack() as stack:
                 if write and self.dialect == "sqlite":
@@ -233,7 +235,7 @@ class Store:
     async def check_fence(self) -> None:
         """Raise LeaseLost unless this replica still holds its lease (before a cloud call)."""
         if self.fencing:
-            async with self._tx(fenced=True):
+            async with self._tx(fenced=True, write=False):
                 pass
 
     # ----- the controller lease -------------------------------------------------------------
@@ -440,9 +442,19 @@ class Store:
 
     # ----- the reconciler's side ----------------------------------------------------------
 
-    async def load_environment_rows(self) -> list[dict[str, Any]]:
-        """Every row, with numbers read as text so that a bad value is reported, not fatal."""
+    async def environment_revision(self) -> int | None:
+        """The counter every user change to compute_environments bumps (None: row missing)."""
+        c = environment_revision.c
+        async with self._tx() as conn:
+            result = await self._execute(conn, sa.select(c.revision).where(c.id == 1))
+            value = result.scalar_one_or_none()
+        return None if value is None else int(value)
+
+    async def load_environment_rows(self) -> tuple[int | None, list[dict[str, Any]]]:
+        """Every row, with numbers read as text so that a bad value is reported, not fatal;
+        and the revision those rows are at (read from the same snapshot)."""
         c = compute_environments.c
+        r = environment_revision.c
         cols = [
             col for col in compute_environments.c if col.name not in ("max_price", "desired_count")
         ]
@@ -451,8 +463,12 @@ class Store:
             sa.cast(c.max_price, sa.Text).label("max_price"),
             sa.cast(c.desired_count, sa.Text).label("desired_count"),
         )
-        async with self._tx() as conn:
-            return [dict(r._mapping) for r in await self._execute(conn, stmt)]
+        async with self._tx(snapshot=True) as conn:
+            value = (
+                await self._execute(conn, sa.select(r.revision).where(r.id == 1))
+            ).scalar_one_or_none()
+            rows = [dict(row._mapping) for row in await self._execute(conn, stmt)]
+        return (None if value is None else int(value)), rows
 
     async def load_state(self) -> tuple[list[Node], list[Launch]]:
         """The live nodes and the unresolved launches, read from one snapshot: read apart, a

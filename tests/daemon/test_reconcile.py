@@ -170,6 +170,34 @@ async def test_postgres_notification_starts_a_pass_without_waiting_for_the_poll(
         await store.close()
 
 
+async def test_a_plain_sql_change_is_read_at_the_next_poll_not_the_next_resync(
+    database_url: str, sim_url: str, world: World
+) -> None:
+    # Rows are read again only when the environment revision moved (or every 30 s here): the
+    # trigger that moves it on a plain UPDATE is what gets the change acted on in time.
+    settings = settings_for(
+        database_url, sim_url, poll_interval_s=0.1, resync_interval_s=30.0, probe_interval_s=0.0
+    )
+    store = await Store.open(database_url)
+    try:
+        env = await _env(store, desired_count=1)
+        async with running_reconciler(settings, store):
+            await eventually(lambda: _converged(world, store, env["id"], 1), what="1 running")
+            async with store.engine.begin() as conn:
+                await conn.execute(
+                    sa.text("UPDATE compute_environments SET desired_count = 3 WHERE id = :id"),
+                    {"id": env["id"]},
+                )
+
+            async def launched() -> bool:
+                return len(await world.alive(env["id"])) == 3
+
+            await eventually(launched, within_s=10, what="2 more instances launched")
+        assert len(await store.list_nodes(env["id"])) == 3
+    finally:
+        await store.close()
+
+
 async def test_scale_up_down_and_to_zero_follow_sql_updates(
     database_url: str, sim_url: str, world: World
 ) -> None:

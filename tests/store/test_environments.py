@@ -139,6 +139,62 @@ async def test_delete_keeps_history(store: Store) -> None:
 
 async def test_numbers_read_as_text_for_validation(store: Store) -> None:
     await store.create_environment(SEED, "ap-guangzhou")
-    rows = await store.load_environment_rows()
+    _, rows = await store.load_environment_rows()
     assert rows[0]["desired_count"] == "1"
     assert float(rows[0]["max_price"]) == pytest.approx(0.6)
+
+
+async def test_every_user_change_moves_the_revision_and_status_writes_do_not(
+    store: Store,
+) -> None:
+    """The daemon re-reads the rows only when the revision moved: each way a user changes
+    compute_environments must move it, and the controller's status writes must not."""
+    start = await store.environment_revision()
+    assert start is not None
+    seen = [start]
+
+    async def moved() -> bool:
+        now = await store.environment_revision()
+        assert now is not None
+        changed = now != seen[-1]
+        seen.append(now)
+        return changed
+
+    async def sql(statement: str, **params: object) -> None:
+        async with store.engine.begin() as conn:
+            await conn.execute(sa.text(statement), params)
+
+    await sql(PLAIN_INSERT, name="a", price=0.6, n=1)
+    assert await moved(), "plain SQL INSERT"
+    env = await store.create_environment(SEED, "ap-guangzhou")
+    assert await moved(), "CLI create"
+    await sql("UPDATE compute_environments SET desired_count = 5 WHERE name = 'a'")
+    assert await moved(), "plain SQL UPDATE of desired_count"
+    await store.update_environment(env["id"], {"max_price": "0.7"}, "ap-guangzhou")
+    assert await moved(), "CLI update"
+    await sql("UPDATE compute_environments SET tags = '{\"team\": \"x\"}' WHERE name = 'a'")
+    assert await moved(), "plain SQL UPDATE of tags"
+
+    status = {
+        "env_id": env["id"],
+        "status": "READY",
+        "status_reason": "",
+        "running_count": 1,
+        "pending_count": 0,
+        "launching_count": 0,
+        "next_attempt_at": None,
+        "last_reconciled_at": None,
+    }
+    await store.record_statuses([status])
+    assert not await moved(), "the controller's status write"
+    await sql("UPDATE compute_environments SET status = 'READY', running_count = 3")
+    assert not await moved(), "a write of status columns only"
+
+    await store.delete_environment(env["id"])
+    assert await moved(), "CLI delete"
+    await sql("DELETE FROM compute_environments")
+    assert await moved(), "plain SQL DELETE"
+
+    revision, rows = await store.load_environment_rows()
+    assert rows == []
+    assert revision == seen[-1]

@@ -398,7 +398,7 @@ async def test_downgrade_removes_trigger_and_upgrade_restores_it(
 ) -> None:
     objects = (
         "SELECT (SELECT count(*) FROM pg_trigger WHERE tgrelid = 'compute_environments'::regclass"
-        " AND NOT tgisinternal) + (SELECT count(*) FROM pg_proc"
+        " AND NOT tgisinternal AND tgname LIKE '%notify%') + (SELECT count(*) FROM pg_proc"
         " WHERE proname = 'spot_controller_notify_environment_change')"
     )
     assert await sql(engine, objects) == 3
