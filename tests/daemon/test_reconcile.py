@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import pytest
 import sqlalchemy as sa
 
 from controller import reconciler as reconciler_module
-from controller.model import TOKEN_TAG
+from controller.errors import StoreError
+from controller.model import TOKEN_TAG, NodeState
 from controller.store.store import Store
 from tests.daemon.harness import World, eventually, running_reconciler, settings_for
 
@@ -104,6 +106,59 @@ async def test_reclaimed_and_released_instances_are_replaced(
             if a["activity_type"] == "TERMINATE_COMPUTE_NODE"
         ]
         assert len(terminations) == 3
+    finally:
+        await store.close()
+
+
+# A pass sends the replacements' RunInstances before it records the endings it observed (a
+# storm's 3,000 endings took 0.6 s to write). If that record then fails, memory is reloaded
+# from the rows, which still say RUNNING: nothing may be launched twice or terminated.
+async def test_replacement_launched_before_a_failed_record_of_the_ending_is_not_repeated(
+    database_url: str, sim_url: str, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings_for(database_url, sim_url)
+    store = await Store.open(database_url)
+    record_changes = Store.record_changes
+    failed: list[int] = []
+
+    async def fail_once_on_an_ending(self: Store, **kwargs: Any) -> None:
+        ended = [n for n in kwargs.get("changed_nodes", ()) if n.state == NodeState.ENDED]
+        if ended and not failed:
+            failed.append(len(ended))
+            raise StoreError("injected: the record of the ending failed")
+        await record_changes(self, **kwargs)
+
+    try:
+        env = await _env(store, desired_count=3)
+        async with running_reconciler(settings, store) as reconciler:
+            await eventually(lambda: _converged(world, store, env["id"], 3), what="3 running")
+            monkeypatch.setattr(Store, "record_changes", fail_once_on_an_ending)
+            first = [i["InstanceId"] for i in await world.alive(env["id"])]
+            await world.admin("POST", "release", {"instance_ids": first[:1]})
+
+            async def replaced() -> bool:
+                alive = {i["InstanceId"] for i in await world.alive(env["id"])}
+                return first[0] not in alive and await _converged(world, store, env["id"], 3)
+
+            await eventually(replaced, what="the released instance replaced once")
+            await eventually(lambda: _true(bool(failed)), what="the injected failure")
+            # Two more sweeps and their passes: the reload must not launch or end anything more.
+            later = anyio.current_time() + 2 * settings.resync_interval_s
+            await eventually(
+                lambda: _true((reconciler.health.last_sweep_at or 0.0) > later),
+                what="two more sweeps",
+            )
+        assert failed == [1]
+        alive = await world.alive(env["id"])
+        assert len(alive) == 3
+        assert set(first[1:]) <= {i["InstanceId"] for i in alive}
+        stats = await world.stats()
+        assert stats["calls"]["RunInstances"] == 2  # the first launch of 3, one replacement
+        assert "TerminateInstances" not in stats["calls"]
+        nodes = {n["instance_id"]: n for n in await store.list_nodes(env["id"])}
+        assert nodes[first[0]]["state"] == "ENDED"
+        assert nodes[first[0]]["end_reason"] == "released"
+        assert sorted(n["state"] for n in nodes.values()) == ["ENDED"] + ["RUNNING"] * 3
     finally:
         await store.close()
 
