@@ -76,6 +76,8 @@ RECENTLY_ENDED_TTL_S = 600.0
 # 208 s one transaction each; batches keep each write short and let sends start early.
 INTENT_BATCH = 100
 ACTIVE_SWEEP_INTERVAL_S = 2.0
+# How late a due sweep may start before the probe it stood in for goes ahead.
+SWEEP_START_GRACE_S = 0.05
 # Probes for reclaimed instances may cost at most this share of the resync sweeps' calls.
 PROBE_SHARE = 0.1
 SWEEP_PAGE = 100  # instances per DescribeInstances page
@@ -156,6 +158,7 @@ class Reconciler:
         self.needs_reload = False
         self.observation_fresh = False
         self.sweep_started_at: float | None = None  # monotonic, of the sweep last started
+        self.sweep_in_progress = False
         self.sweep_wanted = anyio.Event()
         # Going instances a probe found since the last pass, and when that probe started.
         self.probed: dict[str, Instance] = {}
@@ -347,6 +350,7 @@ class Reconciler:
                 continue
             self.sweep_wanted = anyio.Event()
             looked_at, self.sweep_started_at = self.sweep_started_at, anyio.current_time()
+            self.sweep_in_progress = True
             try:
                 await self.sweep()
                 failures = 0
@@ -365,6 +369,8 @@ class Reconciler:
                 )
                 if isinstance(exc, AuthError):
                     self._hold_all(exc)
+            finally:
+                self.sweep_in_progress = False
             if failures:
                 backoff = self.settings.poll_interval_s * 2 ** min(failures, 8)
                 await _sleep_until(started + min(self.settings.backoff_max_s, backoff), stop)
@@ -401,6 +407,7 @@ class Reconciler:
         A reclaimed instance may show ``TERMINATING`` only briefly, so a probe is due exactly
         one interval after the last look, and a sweep counts as a look from when it started:
         its first pages are as old as that, so probes go on while a long sweep reads the rest.
+        The probe that would fall within an interval before a resync sweep is left to it.
         """
         while not stop.is_set():
             interval = self.probe_interval()
@@ -409,6 +416,12 @@ class Reconciler:
                 await _sleep_until(now + self.settings.poll_interval_s, stop)
                 continue
             due = max(self.sweep_started_at or 0.0, self.health.last_probe_at or 0.0) + interval
+            if not self.sweep_in_progress and self.sweep_started_at is not None:
+                # A resync sweep about to start looks at everything: no probe just before it
+                # (that one probe a cycle was the calls the steady state had over 1.1x a sweep).
+                next_sweep = self.sweep_started_at + self.settings.resync_interval_s
+                if now - SWEEP_START_GRACE_S < next_sweep <= now + interval:
+                    due = max(due, next_sweep + SWEEP_START_GRACE_S)
             if now < due:
                 # Not past the poll interval: the interval follows the fleet, which grows.
                 await _sleep_until(min(due, now + self.settings.poll_interval_s), stop)
