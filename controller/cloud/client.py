@@ -199,12 +199,24 @@ class CvmClient:
         return await self._describe_all(_filters_param(filters or {}))
 
     async def describe_instances_status(self, instance_ids: Sequence[str]) -> dict[str, str]:
-        """id -> ``InstanceState`` for the ids that exist; the cheap way to watch launches."""
-        states: dict[str, str] = {}
-        for chunk in _chunks(_unique(instance_ids, "instance_ids"), BATCH):
-            params: JsonObject = {"InstanceIds": chunk, "Offset": 0, "Limit": BATCH}
-            states.update(await self._call("DescribeInstancesStatus", params, _parse_status))
-        return states
+        """id -> ``InstanceState`` for the ids that exist (unknown ids are simply absent).
+
+        The cheap way to ask whether instances still exist: a small answer, and a rate limit of
+        its own (40/s), apart from DescribeInstances'. Chunks of 100 ids go concurrently.
+        """
+        chunks = list(_chunks(_unique(instance_ids, "instance_ids"), BATCH))
+        pages = await self._concurrently(
+            [
+                functools.partial(
+                    self._call,
+                    "DescribeInstancesStatus",
+                    {"InstanceIds": chunk, "Offset": 0, "Limit": BATCH},
+                    _parse_status,
+                )
+                for chunk in chunks
+            ]
+        )
+        return {iid: state for page in pages for iid, state in page.items()}
 
     async def terminate_instances(self, instance_ids: Sequence[str]) -> None:
         """Terminate the instances, 100 per call.

@@ -20,8 +20,9 @@ def _policy() -> dict[str, Any]:
 
 
 def _client_actions() -> set[str]:
-    """Every CVM action the client sends: the first argument of each ``self._call(...)``."""
-    return set(re.findall(r'self\._call\(\s*"([A-Za-z]+)"', CLIENT.read_text()))
+    """Every CVM action the client sends: the first argument of each ``self._call(...)``, or
+    of ``functools.partial(self._call, ...)`` for calls sent concurrently."""
+    return set(re.findall(r'self\._call(?:\(|,)\s*"([A-Za-z]+)"', CLIENT.read_text()))
 
 
 def test_policy_is_cam_version_2_with_allow_statements_only() -> None:
