@@ -183,18 +183,7 @@ class CvmClient:
         if instance_ids is not None and filters is not None:
             raise ValueError("describe_instances takes instance_ids or filters, not both")
         if instance_ids is not None:
-            chunks = list(_chunks(_unique(instance_ids, "instance_ids"), BATCH))
-            pages = await self._concurrently(
-                [
-                    functools.partial(
-                        self._call,
-                        "DescribeInstances",
-                        {"InstanceIds": chunk, "Offset": 0, "Limit": BATCH},
-                        _parse_instances_page,
-                    )
-                    for chunk in chunks
-                ]
-            )
+            pages = await self._by_ids("DescribeInstances", instance_ids, _parse_instances_page)
             return [instance for _, page in pages for instance in page]
         return await self._describe_all(_filters_param(filters or {}))
 
@@ -204,19 +193,22 @@ class CvmClient:
         The cheap way to ask whether instances still exist: a small answer, and a rate limit of
         its own (40/s), apart from DescribeInstances'. Chunks of 100 ids go concurrently.
         """
-        chunks = list(_chunks(_unique(instance_ids, "instance_ids"), BATCH))
-        pages = await self._concurrently(
+        pages = await self._by_ids("DescribeInstancesStatus", instance_ids, _parse_status)
+        return {iid: state for page in pages for iid, state in page.items()}
+
+    async def _by_ids(
+        self, action: str, instance_ids: Sequence[str], parse: Callable[[JsonObject], T]
+    ) -> list[T]:
+        """One ``action`` per 100 ids, sent concurrently; the parsed pages in order."""
+        chunks = _chunks(_unique(instance_ids, "instance_ids"), BATCH)
+        return await self._concurrently(
             [
                 functools.partial(
-                    self._call,
-                    "DescribeInstancesStatus",
-                    {"InstanceIds": chunk, "Offset": 0, "Limit": BATCH},
-                    _parse_status,
+                    self._call, action, {"InstanceIds": chunk, "Offset": 0, "Limit": BATCH}, parse
                 )
                 for chunk in chunks
             ]
         )
-        return {iid: state for page in pages for iid, state in page.items()}
 
     async def terminate_instances(self, instance_ids: Sequence[str]) -> None:
         """Terminate the instances, 100 per call.

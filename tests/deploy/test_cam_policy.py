@@ -20,9 +20,10 @@ def _policy() -> dict[str, Any]:
 
 
 def _client_actions() -> set[str]:
-    """Every CVM action the client sends: the first argument of each ``self._call(...)``, or
-    of ``functools.partial(self._call, ...)`` for calls sent concurrently."""
-    return set(re.findall(r'self\._call(?:\(|,)\s*"([A-Za-z]+)"', CLIENT.read_text()))
+    """Every CVM action the client sends: the first argument of each ``self._call(...)``,
+    ``functools.partial(self._call, ...)`` and ``self._by_ids(...)``."""
+    pattern = r'self\._(?:call|by_ids)(?:\(|,)\s*"([A-Za-z]+)"'
+    return set(re.findall(pattern, CLIENT.read_text()))
 
 
 def test_policy_is_cam_version_2_with_allow_statements_only() -> None:
