@@ -21,9 +21,9 @@ import anyio
 
 from controller import __version__, health
 from controller.cloud.client import CvmClient
+from controller.core.model import NodeState
 from controller.errors import ConfigError, SpotControllerError, StoreUnavailable
 from controller.logs import get_logger
-from controller.model import NodeState
 from controller.reconciler import Reconciler
 from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY, Secret, Settings
 from controller.store.database import describe_url, normalise_url

@@ -22,8 +22,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from controller.core.model import NodeState
 from controller.errors import ConfigError, SpotControllerError
-from controller.model import NodeState
 from controller.store import migrate
 from controller.store.database import check_connection
 

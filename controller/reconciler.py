@@ -2,7 +2,7 @@
 
 It holds the records of live nodes and unresolved launches in memory (loaded from the store at
 start, written through on every change), so a pass reads only the environment rows from the
-database. All decisions are made by :func:`controller.planner.plan`; this module carries them
+database. All decisions are made by :func:`controller.core.planner.plan`; this module carries them
 out and keeps the durable record ahead of every action that costs money.
 """
 
@@ -24,10 +24,25 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from controller import planner
-from controller.backoff import Block, next_block
 from controller.cloud.client import CvmClient
-from controller.cloud.models import Instance, LaunchRequest
+from controller.core import planner
+from controller.core.backoff import Block, next_block
+from controller.core.instances import Instance, LaunchRequest, Offering
+from controller.core.model import (
+    CLUSTER_TAG,
+    CREATE_NODE,
+    ENV_TAG,
+    GOING_CLOUD_STATES,
+    TERMINATE_NODE,
+    TOKEN_TAG,
+    ActivityRecord,
+    EndReason,
+    Launch,
+    Node,
+    NodeState,
+)
+from controller.core.planner import EnvStatus, Observation, Plan, Policy, Snapshot, StatusReport
+from controller.core.spec import STATUS_COLUMNS, EnvironmentSpec, parse_environment
 from controller.errors import (
     AuthError,
     CapacityError,
@@ -46,28 +61,9 @@ from controller.errors import (
 )
 from controller.ids import new_node_id
 from controller.logs import get_logger
-from controller.model import (
-    CLUSTER_TAG,
-    ENV_TAG,
-    GOING_CLOUD_STATES,
-    TOKEN_TAG,
-    EndReason,
-    Launch,
-    Node,
-    NodeState,
-)
-from controller.planner import EnvStatus, Observation, Plan, Policy, Snapshot, StatusReport
 from controller.settings import Settings
-from controller.spec import EnvironmentSpec, Pool, parse_environment
 from controller.store.notify import watch_environment_changes
-from controller.store.store import (
-    CREATE_NODE,
-    STATUS_COLUMNS,
-    TERMINATE_NODE,
-    ActivityRecord,
-    Fence,
-    Store,
-)
+from controller.store.store import Fence, Store
 
 log = get_logger()
 
@@ -151,7 +147,7 @@ class Reconciler:
         # Node ids of each unresolved launch: resolving a launch must not scan every node
         # (10,000 launches x 100,000 nodes was most of a 100,000-instance cold start).
         self.launch_nodes: dict[str, list[str]] = {}
-        self.blocks: dict[tuple[str | None, Pool], Block] = {}
+        self.blocks: dict[tuple[str | None, Offering], Block] = {}
         self.holds: dict[str, Block] = {}
         self.observation: Observation | None = None
         self.sweep_error: CloudError | None = None
@@ -881,8 +877,8 @@ class Reconciler:
         """The launch to record for ``order``: its exact request, token and SUBMITTED nodes."""
         spec = self.specs[order.env_id]
         fields: dict[str, Any] = {
-            "zone": order.pool.zone,
-            "instance_type": order.pool.instance_type,
+            "zone": order.offering.zone,
+            "instance_type": order.offering.instance_type,
             "image_id": spec.image_id,
             "max_price": spec.max_price,
             "count": order.count,
@@ -896,8 +892,8 @@ class Reconciler:
         token = client_token(spec.id, fields, uuid.uuid4().hex)
         tags = {**spec.tags, ENV_TAG: spec.id, CLUSTER_TAG: self.settings.cluster, TOKEN_TAG: token}
         request = LaunchRequest(
-            zone=order.pool.zone,
-            instance_type=order.pool.instance_type,
+            zone=order.offering.zone,
+            instance_type=order.offering.instance_type,
             image_id=spec.image_id,
             max_price=spec.max_price,
             count=order.count,
@@ -911,14 +907,14 @@ class Reconciler:
             key_ids=spec.key_ids,
             user_data=spec.user_data,
         )
-        launch = Launch(token, spec.id, order.pool, order.count, request, now)
+        launch = Launch(token, spec.id, order.offering, order.count, request, now)
         nodes = [
             Node(
                 id=new_node_id(),
                 env_id=spec.id,
                 state=NodeState.SUBMITTED,
-                zone=order.pool.zone,
-                instance_type=order.pool.instance_type,
+                zone=order.offering.zone,
+                instance_type=order.offering.instance_type,
                 created_at=now,
                 launch_token=token,
                 max_price=spec.max_price,
@@ -940,8 +936,8 @@ class Reconciler:
             env_id=launch.env_id,
             client_token=token,
             count=launch.count,
-            zone=launch.pool.zone,
-            instance_type=launch.pool.instance_type,
+            zone=launch.offering.zone,
+            instance_type=launch.offering.instance_type,
             max_price=launch.request.max_price,
             cause=cause,
         )
@@ -1036,8 +1032,8 @@ class Reconciler:
                 self.nodes[node.id] = node
         self.launches.pop(launch.client_token, None)
         self.launch_nodes.pop(launch.client_token, None)
-        self.blocks.pop((None, launch.pool), None)
-        self.blocks.pop((launch.env_id, launch.pool), None)
+        self.blocks.pop((None, launch.offering), None)
+        self.blocks.pop((launch.env_id, launch.offering), None)
         self.holds.pop(launch.env_id, None)
         self.counts[("launches", launch.env_id, "succeeded")] += 1
         self.counts[("launched", launch.env_id, "")] += len(fresh)
@@ -1094,10 +1090,10 @@ class Reconciler:
             reason=kind,
             code=exc.code,
             request_id=exc.request_id,
-            zone=launch.pool.zone,
-            instance_type=launch.pool.instance_type,
+            zone=launch.offering.zone,
+            instance_type=launch.offering.instance_type,
         )
-        reason = f"{exc.code} in {launch.pool}"
+        reason = f"{exc.code} in {launch.offering}"
         if isinstance(exc, AuthError):
             previous = self.holds.get(launch.env_id)
             self.holds[launch.env_id] = Block(
@@ -1108,8 +1104,10 @@ class Reconciler:
             )
             block = self.holds[launch.env_id]
         else:
-            key: tuple[str | None, Pool] = (
-                (None, launch.pool) if type(exc) is CapacityError else (launch.env_id, launch.pool)
+            key: tuple[str | None, Offering] = (
+                (None, launch.offering)
+                if type(exc) is CapacityError
+                else (launch.env_id, launch.offering)
             )
             if kind in ("capacity", "price"):
                 block = next_block(
@@ -1129,7 +1127,7 @@ class Reconciler:
             env=env,
             env_id=launch.env_id,
             reason=kind,
-            pool=str(launch.pool),
+            pool=str(launch.offering),
             until=block.until.strftime("%Y-%m-%dT%H:%M:%SZ"),
             failures=block.failures,
         )

@@ -1,7 +1,7 @@
 """The async CVM API 3.0 client: the only code that speaks HTTP to Tencent Cloud.
 
 Everything the reconcile daemon needs from CVM is one intent-named method here, taking and
-returning the typed values of :mod:`controller.cloud.models`. The wire follows the official SDK
+returning the typed values of :mod:`controller.core.instances`. The wire follows the official SDK
 (``tencentcloud/common/abstract_client.py``): a JSON POST to ``/`` with the ``X-TC-*`` headers and
 a TC3 signature over the exact body bytes sent, the ``Host`` being the endpoint's host[:port].
 
@@ -45,8 +45,8 @@ from controller.cloud.classify import (
     classify,
     is_retryable_by_client,
 )
-from controller.cloud.models import Instance, LaunchRequest, LaunchResult, PoolOffering
 from controller.cloud.ratelimit import RateLimiter
+from controller.core.instances import Instance, LaunchRequest, LaunchResult, PoolOffering
 from controller.errors import CloudError, ValidationFailed
 from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY, Settings
 

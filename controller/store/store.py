@@ -19,12 +19,12 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from controller import spec as specs
-from controller.cloud.models import LaunchRequest
+from controller.core import spec as specs
+from controller.core.instances import LaunchRequest, Offering
+from controller.core.model import CREATE_NODE, ActivityRecord, Launch, Node, NodeState
+from controller.core.spec import STATUS_COLUMNS, USER_COLUMNS
 from controller.errors import LeaseLost, StoreError, StoreUnavailable, ValidationFailed
 from controller.ids import new_activity_id
-from controller.model import Launch, Node, NodeState
-from controller.spec import Pool
 from controller.store import migrate
 from controller.store.database import (
     SQLITE_BEGIN,
@@ -41,38 +41,6 @@ from controller.store.schema import (
     controller_leases,
     environment_revision,
     launches,
-)
-
-CREATE_NODE = "CREATE_COMPUTE_NODE"
-TERMINATE_NODE = "TERMINATE_COMPUTE_NODE"
-
-# Columns a user may set with the CLI (and the parser that checks each).
-USER_COLUMNS = (
-    "name",
-    "zone",
-    "instance_type",
-    "image_id",
-    "max_price",
-    "desired_count",
-    "fallback_instance_types",
-    "fallback_zones",
-    "instance_name",
-    "security_group_ids",
-    "vpc_id",
-    "subnet_id",
-    "key_ids",
-    "user_data",
-    "project_id",
-    "tags",
-)
-STATUS_COLUMNS = (
-    "status",
-    "status_reason",
-    "running_count",
-    "pending_count",
-    "launching_count",
-    "next_attempt_at",
-    "last_reconciled_at",
 )
 
 
@@ -110,20 +78,6 @@ def request_from_json(text: str) -> LaunchRequest:
     data["security_group_ids"] = tuple(data.get("security_group_ids") or ())
     data["key_ids"] = tuple(data.get("key_ids") or ())
     return LaunchRequest(**data)
-
-
-@dataclasses.dataclass(frozen=True)
-class ActivityRecord:
-    """A new BatchCompute-style activity to append."""
-
-    env_id: str
-    activity_type: str
-    state: str
-    cause: str
-    node_id: str | None = None
-    instance_id: str | None = None
-    state_reason: str = ""
-    ended: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -486,7 +440,7 @@ class Store:
                 Launch(
                     client_token=r.client_token,
                     env_id=r.env_id,
-                    pool=Pool(r.zone, r.instance_type),
+                    offering=Offering(r.zone, r.instance_type),
                     count=r.count,
                     request=request_from_json(r.request),
                     created_at=r.created_at,
@@ -515,8 +469,8 @@ class Store:
                     {
                         "client_token": launch.client_token,
                         "env_id": launch.env_id,
-                        "zone": launch.pool.zone,
-                        "instance_type": launch.pool.instance_type,
+                        "zone": launch.offering.zone,
+                        "instance_type": launch.offering.instance_type,
                         "count": launch.count,
                         "request": request_to_json(launch.request),
                         "state": "PENDING",

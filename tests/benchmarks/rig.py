@@ -36,10 +36,10 @@ import asyncpg
 import httpx
 import sqlalchemy as sa
 
-from controller import planner
 from controller.cloud.client import CvmClient
+from controller.core import planner
+from controller.core.model import NodeState
 from controller.daemon import simulator_settings
-from controller.model import NodeState
 from controller.reconciler import Reconciler
 from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY, Settings
 from controller.simulator import Simulator, SimulatorConfig

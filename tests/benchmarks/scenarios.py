@@ -17,8 +17,8 @@ from typing import Any
 
 import anyio
 
+from controller.core.model import ENV_TAG
 from controller.logs import get_logger
-from controller.model import ENV_TAG
 from controller.settings import DEFAULT_RATE_LIMITS
 from tests.benchmarks import floors, rig
 from tests.benchmarks.report import Figure, Target

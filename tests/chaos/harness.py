@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from controller.model import CLUSTER_TAG, ENV_TAG
+from controller.core.model import CLUSTER_TAG, ENV_TAG
 from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY
 from controller.store.database import create_engine
 

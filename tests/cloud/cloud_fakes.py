@@ -13,7 +13,7 @@ import anyio
 import httpx
 
 from controller.cloud.client import CvmClient
-from controller.cloud.models import LaunchRequest
+from controller.core.instances import LaunchRequest
 from controller.settings import Settings
 
 T = TypeVar("T")

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from controller.cloud.client import CvmClient
-from controller.cloud.models import LaunchRequest
+from controller.core.instances import LaunchRequest
 from controller.errors import (
     AuthError,
     CapacityError,

@@ -16,7 +16,7 @@ from tencentcloud.cvm.v20170312 import models as sdk
 
 from controller.cloud import signing
 from controller.cloud.client import CvmClient
-from controller.cloud.models import Instance, LaunchRequest
+from controller.core.instances import Instance, LaunchRequest
 from controller.errors import InvalidSpec, ValidationFailed
 from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY, Secret
 from tests.cloud.cloud_fakes import (

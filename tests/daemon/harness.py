@@ -15,8 +15,8 @@ import anyio
 import httpx
 
 from controller.cloud.client import CvmClient
+from controller.core.model import ENV_TAG
 from controller.daemon import simulator_settings
-from controller.model import ENV_TAG
 from controller.reconciler import Reconciler
 from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY, Settings
 from controller.simulator import Simulator, SimulatorConfig

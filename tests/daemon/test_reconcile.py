@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from controller import reconciler as reconciler_module
+from controller.core.model import TOKEN_TAG, NodeState
 from controller.errors import StoreError
-from controller.model import TOKEN_TAG, NodeState
 from controller.store.store import Store
 from tests.daemon.harness import World, eventually, running_reconciler, settings_for
 

@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from controller.model import CLUSTER_TAG
+from controller.core.model import CLUSTER_TAG
 from controller.settings import Settings
 from tests.deploy.helpers import CAM_POLICY, DEPLOY, ROOT
 

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from controller.cli import main
-from controller.model import ENV_TAG
+from controller.core.model import ENV_TAG
 from controller.store.store import Store
 from tests.daemon.harness import World, eventually
 from tests.reliability.fleet import (

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from controller.model import ENV_TAG
+from controller.core.model import ENV_TAG
 from tests.daemon.harness import fast_simulator, simulator_server
 from tests.reliability.fleet import FLEET_SETTINGS
 from tests.reliability.helpers import (

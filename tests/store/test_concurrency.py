@@ -17,10 +17,9 @@ import anyio.lowlevel
 import pytest
 import sqlalchemy as sa
 
-from controller.cloud.models import LaunchRequest
+from controller.core.instances import LaunchRequest, Offering
+from controller.core.model import Launch, Node, NodeState
 from controller.ids import new_node_id
-from controller.model import Launch, Node, NodeState
-from controller.spec import Pool
 from controller.store import database
 from controller.store.schema import compute_environments
 from controller.store.store import Fence, Store
@@ -153,7 +152,7 @@ async def test_writers_on_two_engines_take_the_lease_and_write_without_failing(
 
 def _launch(env_id: str, index: int, created: datetime) -> tuple[Launch, list[Node], str]:
     token = f"{env_id}-{index:040d}"
-    pool = Pool("ap-guangzhou-3", "S5.MEDIUM2")
+    pool = Offering("ap-guangzhou-3", "S5.MEDIUM2")
     request = LaunchRequest(
         zone=pool.zone,
         instance_type=pool.instance_type,

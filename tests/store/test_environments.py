@@ -124,7 +124,7 @@ async def test_user_update_and_status_update_do_not_lose_each_other(store: Store
 async def test_delete_keeps_history(store: Store) -> None:
     from datetime import UTC, datetime
 
-    from controller.store.store import ActivityRecord
+    from controller.core.model import ActivityRecord
 
     env = await store.create_environment(SEED, "ap-guangzhou")
     await store.record_changes(

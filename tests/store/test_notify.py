@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from anyio.abc import SocketStream
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from controller.core.spec import STATUS_COLUMNS, USER_COLUMNS
 from controller.errors import StoreError, StoreUnavailable
 from controller.store import migrate
 from controller.store.database import create_engine
@@ -26,7 +27,7 @@ from controller.store.notify import (
     asyncpg_connect_args,
     watch_environment_changes,
 )
-from controller.store.store import STATUS_COLUMNS, USER_COLUMNS, Store
+from controller.store.store import Store
 
 ARRIVES_S = 5.0  # bound on a notification that must arrive (it takes milliseconds)
 SILENCE_S = 0.5  # how long to listen for a notification that must not arrive

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
-from controller.backoff import Block
-from controller.cloud.models import Instance
-from controller.model import (
+from controller.core.backoff import Block
+from controller.core.instances import Instance, Offering
+from controller.core.model import (
     ENV_TAG,
     GOING_CLOUD_STATES,
     TERMINABLE_CLOUD_STATES,
@@ -27,7 +27,7 @@ from controller.model import (
     Node,
     NodeState,
 )
-from controller.spec import EnvironmentSpec, Pool
+from controller.core.spec import EnvironmentSpec
 
 TERMINATE_BATCH_MAX = 100  # TerminateInstances takes at most 100 ids
 
@@ -74,7 +74,7 @@ class Snapshot:
     launches: Sequence[Launch]  # unresolved launches
     launches_in_flight: frozenset[str]  # client tokens whose call is running now
     observation: Observation | None  # None: nothing new observed since the last plan
-    blocks: Mapping[tuple[str | None, Pool], Block]  # (env id or None for everyone, pool)
+    blocks: Mapping[tuple[str | None, Offering], Block]  # (env id or None for everyone, pool)
     holds: Mapping[str, Block]  # env id -> a block on the whole environment
     recently_ended: frozenset[str] = frozenset()  # instance ids we ended; may still be visible
     terminate_requested: Mapping[str, datetime] = field(default_factory=dict)  # instance -> when
@@ -96,7 +96,7 @@ class NodeChange:
 @dataclass(frozen=True)
 class LaunchOrder:
     env_id: str
-    pool: Pool
+    offering: Offering
     count: int
     cause: str
 
@@ -398,16 +398,16 @@ def _plan_environment(
     if hold is not None and hold.active(snap.now):
         status, reason, next_attempt = EnvStatus.ERROR, hold.reason, hold.until
     elif deficit > 0:
-        pool, blocked = _first_open_pool(snap, spec)
-        if pool is not None:
+        offering, blocked = _open_offering(snap, spec)
+        if offering is not None:
             cause = f"increase the capacity from {total} to {desired}"
             remaining = deficit
             while remaining > 0:
                 count = min(remaining, snap.policy.launch_batch_max)
-                out.launches.append(LaunchOrder(spec.id, pool, count, cause))
+                out.launches.append(LaunchOrder(spec.id, offering, count, cause))
                 remaining -= count
             launching += deficit
-            status, reason = EnvStatus.SCALING, f"launching {deficit} in {pool}"
+            status, reason = EnvStatus.SCALING, f"launching {deficit} in {offering}"
         else:
             errors = [b for b in blocked if b.is_error]
             soonest = min(blocked, key=lambda b: b.until)
@@ -439,16 +439,16 @@ def _plan_environment(
     )
 
 
-def _first_open_pool(snap: Snapshot, spec: EnvironmentSpec) -> tuple[Pool | None, list[Block]]:
+def _open_offering(snap: Snapshot, spec: EnvironmentSpec) -> tuple[Offering | None, list[Block]]:
     blocked: list[Block] = []
-    for pool in spec.pools:
+    for offering in spec.offerings:
         blocks = [
             b
-            for b in (snap.blocks.get((None, pool)), snap.blocks.get((spec.id, pool)))
+            for b in (snap.blocks.get((None, offering)), snap.blocks.get((spec.id, offering)))
             if b is not None and b.active(snap.now)
         ]
         if not blocks:
-            return pool, blocked
+            return offering, blocked
         blocked.extend(blocks)
     return None, blocked
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from controller.core.instances import Offering
 from controller.errors import ValidationFailed
 
 MAX_DESIRED_COUNT = 2000
@@ -24,6 +25,35 @@ MAX_NAME_LENGTH = 60
 MAX_USER_DATA_BYTES = 16 * 1024
 MAX_PRICE = Decimal("10000")
 RESERVED_TAG_PREFIX = "spot-controller:"
+
+# Columns a user may set with the CLI (and the parser that checks each).
+USER_COLUMNS = (
+    "name",
+    "zone",
+    "instance_type",
+    "image_id",
+    "max_price",
+    "desired_count",
+    "fallback_instance_types",
+    "fallback_zones",
+    "instance_name",
+    "security_group_ids",
+    "vpc_id",
+    "subnet_id",
+    "key_ids",
+    "user_data",
+    "project_id",
+    "tags",
+)
+STATUS_COLUMNS = (
+    "status",
+    "status_reason",
+    "running_count",
+    "pending_count",
+    "launching_count",
+    "next_attempt_at",
+    "last_reconciled_at",
+)
 
 ZONE_RE = re.compile(r"^[a-z]+-[a-z]+(-[a-z]+)*-\d+$")
 INSTANCE_TYPE_RE = re.compile(r"^[A-Z][A-Z0-9]*[a-z]?\.[A-Z0-9]+$")
@@ -41,24 +71,13 @@ DECIMAL_RE = re.compile(r"[+-]?([0-9]{1,18}(\.[0-9]{0,18})?|\.[0-9]{1,18})([eE][
 
 
 @dataclass(frozen=True)
-class Pool:
-    """A (zone, instance type) market: the unit of spot capacity and of backoff."""
-
-    zone: str
-    instance_type: str
-
-    def __str__(self) -> str:
-        return f"{self.zone}/{self.instance_type}"
-
-
-@dataclass(frozen=True)
 class EnvironmentSpec:
     """A valid environment: what to keep alive and how to launch it."""
 
     id: str
     name: str
     desired_count: int
-    pools: tuple[Pool, ...]  # priority order: instance types first, then zones
+    offerings: tuple[Offering, ...]  # priority order: instance types first, then zones
     image_id: str
     max_price: str  # normalised decimal string, as RunInstances wants it
     instance_name: str | None = None
@@ -217,7 +236,7 @@ def parse_environment(row: Mapping[str, Any], region: str) -> EnvironmentSpec:
         id=str(row["id"]),
         name=validate_name(row.get("name")),
         desired_count=validate_desired_count(row.get("desired_count")),
-        pools=tuple(Pool(zone, itype) for itype in types for zone in zones),
+        offerings=tuple(Offering(zone, itype) for itype in types for zone in zones),
         image_id=validate_image_id(row.get("image_id")),
         max_price=validate_max_price(row.get("max_price")),
         instance_name=instance_name,

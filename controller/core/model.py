@@ -6,12 +6,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from controller.cloud.models import LaunchRequest
-from controller.spec import Pool
+from controller.core.instances import LaunchRequest, Offering
 
 ENV_TAG = "spot-controller:env"
 CLUSTER_TAG = "spot-controller:cluster"
 TOKEN_TAG = "spot-controller:launch"
+
+# BatchCompute's activity types: one CREATE and one TERMINATE activity per node.
+CREATE_NODE = "CREATE_COMPUTE_NODE"
+TERMINATE_NODE = "TERMINATE_COMPUTE_NODE"
 
 
 class NodeState(StrEnum):
@@ -68,8 +71,8 @@ class Node:
         return self.state in ALIVE_STATES
 
     @property
-    def pool(self) -> Pool:
-        return Pool(self.zone, self.instance_type)
+    def offering(self) -> Offering:
+        return Offering(self.zone, self.instance_type)
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,21 @@ class Launch:
 
     client_token: str
     env_id: str
-    pool: Pool
+    offering: Offering
     count: int
     request: LaunchRequest
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class ActivityRecord:
+    """A new BatchCompute-style activity to append."""
+
+    env_id: str
+    activity_type: str
+    state: str
+    cause: str
+    node_id: str | None = None
+    instance_id: str | None = None
+    state_reason: str = ""
+    ended: bool = False

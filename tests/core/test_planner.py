@@ -9,10 +9,18 @@ from typing import Any
 
 import pytest
 
-from controller.backoff import Block
-from controller.cloud.models import Instance, LaunchRequest
-from controller.model import CLUSTER_TAG, ENV_TAG, TOKEN_TAG, EndReason, Launch, Node, NodeState
-from controller.planner import (
+from controller.core.backoff import Block
+from controller.core.instances import Instance, LaunchRequest, Offering
+from controller.core.model import (
+    CLUSTER_TAG,
+    ENV_TAG,
+    TOKEN_TAG,
+    EndReason,
+    Launch,
+    Node,
+    NodeState,
+)
+from controller.core.planner import (
     EnvStatus,
     Observation,
     Plan,
@@ -20,11 +28,11 @@ from controller.planner import (
     Snapshot,
     plan,
 )
-from controller.spec import EnvironmentSpec, Pool
+from controller.core.spec import EnvironmentSpec
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
-P1 = Pool("ap-guangzhou-3", "S2.MEDIUM4")
-P2 = Pool("ap-guangzhou-3", "S5.MEDIUM4")
+P1 = Offering("ap-guangzhou-3", "S2.MEDIUM4")
+P2 = Offering("ap-guangzhou-3", "S5.MEDIUM4")
 _seq = iter(range(10**6))
 
 
@@ -33,13 +41,13 @@ def ago(seconds: float) -> datetime:
 
 
 def env(
-    desired: int, env_id: str = "env-aaaaaaaa", pools: Sequence[Pool] = (P1,)
+    desired: int, env_id: str = "env-aaaaaaaa", offerings: Sequence[Offering] = (P1,)
 ) -> EnvironmentSpec:
     return EnvironmentSpec(
         id=env_id,
         name=env_id,
         desired_count=desired,
-        pools=tuple(pools),
+        offerings=tuple(offerings),
         image_id="img-pmqg1cw7",
         max_price="0.6",
     )
@@ -115,7 +123,7 @@ def snap(
     launches: Sequence[Launch] = (),
     in_flight: Sequence[str] = (),
     invalid: Mapping[str, str] | None = None,
-    blocks: Mapping[tuple[str | None, Pool], Block] | None = None,
+    blocks: Mapping[tuple[str | None, Offering], Block] | None = None,
     holds: Mapping[str, Block] | None = None,
     obs_started: float = 1,
     terminate_requested: Mapping[str, datetime] | None = None,
@@ -146,8 +154,8 @@ def snap(
     )
 
 
-def launched(p: Plan) -> list[tuple[str, Pool, int]]:
-    return [(o.env_id, o.pool, o.count) for o in p.launches]
+def launched(p: Plan) -> list[tuple[str, Offering, int]]:
+    return [(o.env_id, o.offering, o.count) for o in p.launches]
 
 
 def status(p: Plan, env_id: str = "env-aaaaaaaa") -> tuple[EnvStatus, str]:
@@ -396,7 +404,7 @@ def test_recently_ended_and_terminating_instances_are_not_adopted() -> None:
 
 def test_blocked_pool_falls_back_to_next_pool() -> None:
     blocks = {(None, P1): Block(NOW + timedelta(seconds=30), "capacity", "sold out")}
-    p = plan(snap([env(2, pools=(P1, P2))], blocks=blocks))
+    p = plan(snap([env(2, offerings=(P1, P2))], blocks=blocks))
     assert launched(p) == [("env-aaaaaaaa", P2, 2)]
 
 
@@ -406,7 +414,7 @@ def test_all_pools_blocked_reports_backoff_with_next_attempt() -> None:
         (None, P1): Block(until, "capacity", "ResourceInsufficient in P1"),
         ("env-aaaaaaaa", P2): Block(until + timedelta(seconds=5), "price", "outbid"),
     }
-    p = plan(snap([env(2, pools=(P1, P2))], blocks=blocks))
+    p = plan(snap([env(2, offerings=(P1, P2))], blocks=blocks))
     assert launched(p) == []
     report = p.statuses[0]
     assert report.status == EnvStatus.BACKOFF

@@ -28,6 +28,21 @@ def _frozen_mapping(value: Mapping[str, str]) -> Mapping[str, str]:
 
 
 @dataclass(frozen=True)
+class Offering:
+    """A (zone, instance type) market: the key by which capacity is tried and backed off.
+
+    The charge type joins the key when pay-as-you-go capacity arrives; ``str`` is the form
+    status reasons and logs show (``ap-guangzhou-3/S2.MEDIUM4``).
+    """
+
+    zone: str
+    instance_type: str
+
+    def __str__(self) -> str:
+        return f"{self.zone}/{self.instance_type}"
+
+
+@dataclass(frozen=True)
 class LaunchRequest:
     """One spot RunInstances call, complete enough to be repeated byte for byte.
 

@@ -1,0 +1,55 @@
+"""Tencent Cloud's public regions and their availability zones: the one list in the project.
+
+Settings check ``TENCENTCLOUD_REGION`` against it and the simulator sells spot in (a
+configurable part of) it. Tencent adds regions now and then; a region newer than this list is
+allowed by a setting, never by editing code elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Region:
+    """One region as ``DescribeRegions`` names it, with the zones ``DescribeZones`` lists."""
+
+    name: str  # e.g. ap-guangzhou
+    display_name: str  # RegionName, as the console shows it
+    zones: tuple[str, ...]
+
+
+def _region(name: str, display_name: str, zone_numbers: tuple[int, ...]) -> Region:
+    return Region(name, display_name, tuple(f"{name}-{n}" for n in zone_numbers))
+
+
+REGIONS: tuple[Region, ...] = (
+    _region("ap-guangzhou", "华南地区(广州)", (3, 4, 6, 7)),
+    _region("ap-shanghai", "华东地区(上海)", (2, 3, 4, 5, 8)),
+    _region("ap-nanjing", "华东地区(南京)", (1, 2, 3)),
+    _region("ap-beijing", "华北地区(北京)", (3, 4, 5, 6, 7, 8)),
+    _region("ap-chengdu", "西南地区(成都)", (1, 2)),
+    _region("ap-chongqing", "西南地区(重庆)", (1,)),
+    _region("ap-hongkong", "港澳台地区(中国香港)", (1, 2, 3)),
+    _region("ap-singapore", "亚太东南(新加坡)", (1, 2, 3, 4)),
+    _region("ap-jakarta", "亚太东南(雅加达)", (1, 2)),
+    _region("ap-bangkok", "亚太东南(曼谷)", (1, 2)),
+    _region("ap-seoul", "亚太东北(首尔)", (1, 2)),
+    _region("ap-tokyo", "亚太东北(东京)", (1, 2)),
+    _region("ap-mumbai", "亚太南部(孟买)", (1, 2)),
+    _region("na-siliconvalley", "美国西部(硅谷)", (1, 2)),
+    _region("na-ashburn", "美国东部(弗吉尼亚)", (1, 2)),
+    _region("eu-frankfurt", "欧洲地区(法兰克福)", (1, 2)),
+    _region("sa-saopaulo", "南美地区(圣保罗)", (1,)),
+)
+
+BY_NAME: dict[str, Region] = {r.name: r for r in REGIONS}
+
+
+def is_known_region(name: str) -> bool:
+    return name in BY_NAME
+
+
+def region_of_zone(zone: str) -> str:
+    """``ap-guangzhou-3`` -> ``ap-guangzhou`` (a zone is its region and a number)."""
+    return zone.rpartition("-")[0]
