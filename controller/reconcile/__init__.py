@@ -1,1 +1,4 @@
-"""The engine: async parts that observe, decide (through the core) and act; each owns one piece of state."""
+"""The engine: async parts that observe, decide (through the core) and act.
+
+Each module owns one piece of state and is its only writer; ``engine.py`` wires them.
+"""
