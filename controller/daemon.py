@@ -1,4 +1,4 @@
-"""``spot-controller run``: the long-lived daemon around the reconciler.
+"""``spot-controller run``: the long-lived daemon around the engine.
 
 One task group at the top; SIGTERM/SIGINT stop intake, in-flight calls finish and their results
 are recorded, and a hard deadline bounds the shutdown. If any supervised task dies, the daemon
@@ -21,10 +21,11 @@ import anyio
 
 from controller import __version__, health
 from controller.cloud.client import CvmClient
+from controller.core.events import Event
 from controller.core.model import NodeState
 from controller.errors import ConfigError, SpotControllerError, StoreUnavailable
 from controller.logs import get_logger
-from controller.reconciler import Reconciler
+from controller.reconcile.engine import Engine, EngineView
 from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY, Secret, Settings
 from controller.store.database import describe_url, normalise_url
 from controller.store.store import Store
@@ -104,7 +105,7 @@ async def run_daemon(
     with ExitStack() as stack:
         stack.enter_context(sqlite_single_daemon_lock(settings.database_url))
         log.info(
-            "daemon_starting",
+            Event.DAEMON_STARTING,
             version=__version__,
             cluster=settings.cluster,
             database=describe_url(normalise_url(settings.database_url)),
@@ -129,11 +130,13 @@ async def run_daemon(
                     background_server(sim, host="127.0.0.1", port=simulator_port)
                 )
                 settings = simulator_settings(settings, base_url)
-                log.info("simulator_started", endpoint=base_url, admin=f"{base_url}/_sim/instances")
+                log.info(
+                    Event.SIMULATOR_STARTED, endpoint=base_url, admin=f"{base_url}/_sim/instances"
+                )
                 if not await store.list_environments():
                     env = await store.create_environment(DEMO_ENVIRONMENT, settings.region)
                     log.info(
-                        "demo_environment_created",
+                        Event.DEMO_ENVIRONMENT_CREATED,
                         env=env["name"],
                         env_id=env["id"],
                         desired=env["desired_count"],
@@ -148,7 +151,7 @@ async def run_daemon(
             raise
         except Exception as exc:
             # A supervised task died: say so loudly and exit non-zero, never linger half-alive.
-            log.error("daemon_crashed", error=repr(exc), exc_info=True)
+            log.error(Event.DAEMON_CRASHED, error=repr(exc), exc_info=True)
             raise SpotControllerError(f"daemon crashed: {exc!r}") from exc
         finally:
             await store.close()
@@ -156,10 +159,10 @@ async def run_daemon(
 
 async def _supervise(settings: Settings, store: Store) -> int:
     async with CvmClient(settings) as client:
-        reconciler = Reconciler(settings, store, client)
+        engine = Engine(settings, store, client)
         stop = anyio.Event()
         log.info(
-            "daemon_started",
+            Event.DAEMON_STARTED,
             endpoint=settings.cvm_endpoint,
             cluster=settings.cluster,
             poll_interval_s=settings.poll_interval_s,
@@ -168,47 +171,52 @@ async def _supervise(settings: Settings, store: Store) -> int:
         listener = health.bind(settings.http_addr) if settings.http_addr else None
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_signals, stop, tg.cancel_scope, settings.shutdown_deadline_s)
-            tg.start_soon(_heartbeat, reconciler, settings.heartbeat_interval_s)
+            tg.start_soon(_heartbeat, engine.view, settings.heartbeat_interval_s)
             async with anyio.create_task_group() as work:
                 if listener is not None:
-                    work.start_soon(health.serve, reconciler, listener, stop)
+                    work.start_soon(health.serve, engine.view, listener, stop)
                     log.info(
-                        "http_listening",
+                        Event.HTTP_LISTENING,
                         addr=settings.http_addr,
                         paths=["/healthz", "/readyz", "/metrics"],
                     )
-                await reconciler.run(stop=stop)
+                await engine.run(stop=stop)
             tg.cancel_scope.cancel()
-        log.info("daemon_stopped", passes=reconciler.health.passes)
+        log.info(Event.DAEMON_STOPPED, passes=engine.view.passes)
         return 0
 
 
 async def _watch_signals(stop: anyio.Event, scope: anyio.CancelScope, deadline_s: float) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
-            log.info("daemon_stopping", signal=signal.Signals(signum).name, deadline_s=deadline_s)
+            log.info(
+                Event.DAEMON_STOPPING, signal=signal.Signals(signum).name, deadline_s=deadline_s
+            )
             stop.set()
             break
     await anyio.sleep(deadline_s)
-    log.warning("shutdown_deadline_reached", deadline_s=deadline_s)
+    log.warning(Event.SHUTDOWN_DEADLINE_REACHED, deadline_s=deadline_s)
     scope.cancel()
 
 
-async def _heartbeat(reconciler: Reconciler, interval_s: float) -> None:
+async def _heartbeat(view: EngineView, interval_s: float) -> None:
     while True:
         await anyio.sleep(interval_s)
-        h = reconciler.health
-        now = anyio.current_time()
-        nodes = reconciler.nodes.values()
+        now = view.monotonic()
+        counts = view.node_counts()
+        in_state = {state: 0 for state in NodeState}
+        for (_, state), n in counts.items():
+            in_state[state] += n
+        last_pass, last_sweep = view.last_pass_at, view.last_sweep_at
         log.info(
-            "heartbeat",
-            passes=h.passes,
-            environments=len(reconciler.specs),
-            invalid_environments=len(reconciler.invalid),
-            running=sum(n.state == NodeState.RUNNING for n in nodes),
-            pending=sum(n.state == NodeState.CREATING for n in nodes),
-            launching=sum(n.state == NodeState.SUBMITTED for n in nodes),
-            last_pass_age_s=round(now - h.last_pass_at, 1) if h.last_pass_at else None,
-            last_sweep_age_s=round(now - h.last_sweep_at, 1) if h.last_sweep_at else None,
-            store_ok=h.store_ok,
+            Event.HEARTBEAT,
+            passes=view.passes,
+            environments=len(view.environments),
+            invalid_environments=len(view.invalid),
+            running=in_state[NodeState.RUNNING],
+            pending=in_state[NodeState.CREATING],
+            launching=in_state[NodeState.SUBMITTED],
+            last_pass_age_s=round(now - last_pass, 1) if last_pass else None,
+            last_sweep_age_s=round(now - last_sweep, 1) if last_sweep else None,
+            store_ok=view.store_ok,
         )

@@ -1,6 +1,6 @@
 """The optional HTTP listener: /healthz, /readyz and /metrics (Prometheus text format).
 
-It reads the reconciler's state at request time and never changes it. /healthz is the loop's
+It reads the engine's public view at request time and never changes it. /healthz is the loop's
 heartbeat (a stuck loop turns it red, the failure mode kopf users report); /readyz says whether
 this replica can do its job (database reachable and migrated, first observation done).
 """
@@ -28,7 +28,7 @@ from controller.store import migrate
 from controller.store.database import check_connection
 
 if TYPE_CHECKING:
-    from controller.reconciler import Reconciler
+    from controller.reconcile.engine import EngineView
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 READY_CHECK_TIMEOUT_S = 2.0
@@ -39,14 +39,14 @@ def stale_after_s(poll_interval_s: float) -> float:
     return max(30.0, 10 * poll_interval_s)
 
 
-class ReconcilerCollector(Collector):
-    """Prometheus metrics computed from the reconciler at scrape time."""
+class EngineCollector(Collector):
+    """Prometheus metrics computed from the engine's view at scrape time."""
 
-    def __init__(self, reconciler: Reconciler) -> None:
-        self.r = reconciler
+    def __init__(self, view: EngineView) -> None:
+        self.view = view
 
     def collect(self) -> Iterator[Metric]:
-        r = self.r
+        v = self.view
         env_labels = ["env", "env_id"]
         desired = GaugeMetricFamily(
             "spot_controller_environment_desired",
@@ -71,11 +71,8 @@ class ReconcilerCollector(Collector):
                 labels=env_labels,
             ),
         }
-        counts: dict[tuple[str, NodeState], int] = {}
-        for node in r.nodes.values():
-            key = (node.env_id, node.state)
-            counts[key] = counts.get(key, 0) + 1
-        for env_id, spec in r.specs.items():
+        counts = v.node_counts()
+        for env_id, spec in v.environments.items():
             labels = [spec.name, env_id]
             desired.add_metric(labels, spec.desired_count)
             for state, family in states.items():
@@ -88,8 +85,8 @@ class ReconcilerCollector(Collector):
             "1 for the environment's current status",
             labels=[*env_labels, "status"],
         )
-        for env_id, key in r.last_status.items():
-            status.add_metric([r.env_names.get(env_id, ""), env_id, str(key[0])], 1)
+        for env_id, env_status in v.statuses().items():
+            status.add_metric([v.env_name(env_id), env_id, env_status.value], 1)
         yield status
 
         families = {
@@ -107,7 +104,7 @@ class ReconcilerCollector(Collector):
                 labels=["env_id", "reason"],
             ),
         }
-        for (metric, env_id, label), value in sorted(r.counts.items()):
+        for (metric, env_id, label), value in v.counters():
             labels = [env_id] if metric == "launched" else [env_id, label]
             families[metric].add_metric(labels, value)
         yield from families.values()
@@ -117,7 +114,7 @@ class ReconcilerCollector(Collector):
             "CVM API calls by action and result code",
             labels=["action", "code"],
         )
-        for (action, code), value in sorted(r.client.stats.items()):
+        for (action, code), value in v.cloud_calls():
             calls.add_metric([action, code], value)
         yield calls
 
@@ -126,59 +123,55 @@ class ReconcilerCollector(Collector):
             "Unix time before which a pool is not tried (0 once expired)",
             labels=["env_id", "zone", "instance_type", "kind"],
         )
-        now = r.clock()
-        for (blocked, pool), block in sorted(r.blocks.items(), key=lambda kv: str(kv[0])):
-            until = block.until.timestamp() if block.active(now) else 0.0
-            backoff.add_metric([blocked or "", pool.zone, pool.instance_type, block.kind], until)
+        for blocked, offering, block, active in v.blocks():
+            until = block.until.timestamp() if active else 0.0
+            labels = [blocked or "", offering.zone, offering.instance_type, block.kind]
+            backoff.add_metric(labels, until)
         yield backoff
 
-        h = r.health
         yield GaugeMetricFamily(
             "spot_controller_pass_duration_seconds",
             "Duration of the last reconcile pass",
-            value=h.last_pass_duration_s,
+            value=v.last_pass_duration_s,
         )
-        yield CounterMetricFamily("spot_controller_passes", "Reconcile passes", value=h.passes)
+        yield CounterMetricFamily("spot_controller_passes", "Reconcile passes", value=v.passes)
         yield CounterMetricFamily(
             "spot_controller_passes_skipped",
             "Passes that found nothing changed since the last plan and planned nothing",
-            value=h.passes_skipped,
+            value=v.passes_skipped,
         )
-        fence = r.store.fence
         yield GaugeMetricFamily(
             "spot_controller_lease_leader",
             "1 while this replica holds the controller lease and acts",
-            value=1 if (fence is not None or not r.store.fencing) else 0,
+            value=1 if v.leader else 0,
         )
         yield GaugeMetricFamily(
             "spot_controller_lease_epoch",
             "Epoch (fencing token) of the lease this replica holds; 0 when standby",
-            value=fence.epoch if fence else 0,
+            value=v.epoch or 0,
         )
         yield GaugeMetricFamily(
             "spot_controller_observed",
             "1 once the first complete sweep is done",
-            value=1 if h.observed else 0,
+            value=1 if v.observed else 0,
         )
 
 
-def build_app(reconciler: Reconciler) -> Starlette:
+def build_app(view: EngineView) -> Starlette:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ReconcilerCollector(reconciler))
-    stale_s = stale_after_s(reconciler.settings.poll_interval_s)
+    registry.register(EngineCollector(view))
+    stale_s = stale_after_s(view.poll_interval_s)
 
     async def healthz(_: Request) -> Response:
-        h = reconciler.health
-        now = anyio.current_time()
-        standby = reconciler.store.fencing and reconciler.store.fence is None
+        now = view.monotonic()
         # A leader proves life by finishing passes; a standby by its lease loop turning.
-        beat = h.last_lease_tick_at if standby else h.last_pass_at
-        last = beat if beat is not None else h.started_at
+        beat = view.last_lease_tick_at if view.standby else view.last_pass_at
+        last = beat if beat is not None else view.started_at
         age = now - last
         body = {
             "status": "ok" if age <= stale_s else "stuck",
             "last_pass_age_s": round(age, 3),
-            "passes": h.passes,
+            "passes": view.passes,
             "stale_after_s": stale_s,
         }
         return JSONResponse(body, status_code=200 if age <= stale_s else 503)
@@ -187,21 +180,19 @@ def build_app(reconciler: Reconciler) -> Starlette:
         checks: dict[str, str] = {}
         try:
             with anyio.fail_after(READY_CHECK_TIMEOUT_S):
-                await check_connection(reconciler.store.engine)
+                await check_connection(view.store.engine)
                 checks["database"] = "ok"
-                at_head = await migrate.is_at_head(reconciler.store.engine)
+                at_head = await migrate.is_at_head(view.store.engine)
                 checks["migrations"] = "ok" if at_head else "not at head"
         except (SpotControllerError, TimeoutError) as exc:
             checks["database"] = f"unreachable: {exc or 'timeout'}"
         except Exception as exc:  # any failure of the check is "not ready"
             checks["database"] = f"error: {type(exc).__name__}"
-        standby = reconciler.store.fencing and reconciler.store.fence is None
+        standby = view.standby
         if standby:
             checks["observation"] = "ok"  # a standby is ready to take over; it observes then
         else:
-            checks["observation"] = (
-                "ok" if reconciler.health.observed else "waiting for first sweep"
-            )
+            checks["observation"] = "ok" if view.observed else "waiting for first sweep"
         ready = all(v == "ok" for v in checks.values())
         body = {"ready": ready, "role": "standby" if standby else "leader", "checks": checks}
         return JSONResponse(body, status_code=200 if ready else 503)
@@ -243,11 +234,9 @@ def bind(addr: str) -> socket.socket:
     return sock
 
 
-async def serve(reconciler: Reconciler, sock: socket.socket, stop: anyio.Event) -> None:
+async def serve(view: EngineView, sock: socket.socket, stop: anyio.Event) -> None:
     """Serve the listener on a bound socket until ``stop`` is set."""
-    config = uvicorn.Config(
-        build_app(reconciler), log_level="warning", access_log=False, lifespan="off"
-    )
+    config = uvicorn.Config(build_app(view), log_level="warning", access_log=False, lifespan="off")
     server = _Server(config)
     async with anyio.create_task_group() as tg:
         tg.start_soon(lambda: server.serve(sockets=[sock]))

@@ -179,12 +179,3 @@ def classify(
             instance_ids=instance_ids_in(message),
         )
     return cls(code, message, request_id=request_id, action=action)
-
-
-def is_retryable_by_client(error: CloudError) -> bool:
-    """Whether the client itself repeats the call: only server faults and throttling.
-
-    Capacity and price errors are ``retryable`` for the *caller* (later, or in another pool), but
-    repeating them at once would only burn the rate limit.
-    """
-    return isinstance(error, TransientError | Throttled)

@@ -43,9 +43,9 @@ from controller.cloud.classify import (
     RESPONSE_PAGING_RUNAWAY,
     InstanceIdsNotFound,
     classify,
-    is_retryable_by_client,
 )
 from controller.cloud.ratelimit import RateLimiter
+from controller.core.events import Event
 from controller.core.instances import Instance, LaunchRequest, LaunchResult, PoolOffering
 from controller.errors import CloudError, ValidationFailed
 from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY, Settings
@@ -231,7 +231,7 @@ class CvmClient:
                     if not gone:
                         raise
                     _log.info(
-                        "cvm_terminate_already_gone",
+                        Event.CVM_TERMINATE_ALREADY_GONE,
                         instance_ids=sorted(gone),
                         request_id=error.request_id,
                     )
@@ -389,11 +389,11 @@ class CvmClient:
             except CloudError as error:
                 self._stats[(action, error.code)] += 1
                 attempt += 1
-                if not is_retryable_by_client(error) or attempt >= self._settings.cvm_max_attempts:
+                if not error.client_retries or attempt >= self._settings.cvm_max_attempts:
                     raise
                 delay = self.backoff_s(attempt - 1)
                 _log.info(
-                    "cvm_retry",
+                    Event.CVM_RETRY,
                     action=action,
                     code=error.code,
                     request_id=error.request_id,

@@ -1,10 +1,14 @@
-"""Capped exponential backoff with jitter, per key. Pure: time and randomness are passed in."""
+"""Capped exponential backoff with jitter, per offering. Pure: time and randomness come in."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from controller.core.instances import Offering
+from controller.errors import Blocks, CloudError
 
 
 def backoff_delay(failures: int, base_s: float, max_s: float, rng: random.Random) -> float:
@@ -49,3 +53,77 @@ def next_block(
     failures = (previous.failures + 1) if previous is not None else 1
     delay = backoff_delay(failures, base_s, max_s, rng)
     return Block(until=now + timedelta(seconds=delay), kind=kind, reason=reason, failures=failures)
+
+
+class BackoffBook:
+    """Which offerings and environments must not be tried yet, and why.
+
+    The only writer of the blocks the planner reads. An error's class says what it blocks
+    (:class:`~controller.errors.Blocks`) and whether it heals by itself: capacity and price
+    back off exponentially, errors that need a human wait ``error_retry_s``.
+    """
+
+    def __init__(
+        self, *, base_s: float, max_s: float, error_retry_s: float, rng: random.Random
+    ) -> None:
+        self.base_s, self.max_s, self.error_retry_s, self.rng = base_s, max_s, error_retry_s, rng
+        # (env id, or None for every environment; offering) -> block
+        self.blocks: dict[tuple[str | None, Offering], Block] = {}
+        self.holds: dict[str, Block] = {}  # env id -> a block on the whole environment
+
+    def after_failure(
+        self, env_id: str, offering: Offering, error: CloudError, now: datetime
+    ) -> Block | None:
+        """Record a launch's failure; the block it set, or None when it blocks nothing."""
+        if error.blocks is Blocks.NOTHING:
+            return None
+        if error.blocks is Blocks.ENVIRONMENT:
+            previous = self.holds.get(env_id)
+            hold = Block(
+                now + timedelta(seconds=self.error_retry_s),
+                error.kind,
+                f"authentication failed: {error.code}",
+                (previous.failures + 1) if previous else 1,
+            )
+            self.holds[env_id] = hold
+            return hold
+        key = (None if error.blocks is Blocks.OFFERING else env_id, offering)
+        reason = f"{error.code} in {offering}"
+        if error.heals:
+            block = next_block(
+                self.blocks.get(key),
+                kind=error.kind,
+                reason=reason,
+                now=now,
+                base_s=self.base_s,
+                max_s=self.max_s,
+                rng=self.rng,
+            )
+        else:
+            block = Block(now + timedelta(seconds=self.error_retry_s), error.kind, reason)
+        self.blocks[key] = block
+        return block
+
+    def after_success(self, env_id: str, offering: Offering) -> None:
+        """A launch went through: its offering and its environment are open again."""
+        self.blocks.pop((None, offering), None)
+        self.blocks.pop((env_id, offering), None)
+        self.holds.pop(env_id, None)
+
+    def hold_all(self, env_ids: Iterable[str], error: CloudError, now: datetime) -> None:
+        """The credentials were refused while observing: no environment may launch."""
+        for env_id in env_ids:
+            self.holds[env_id] = Block(
+                now + timedelta(seconds=self.error_retry_s),
+                error.kind,
+                f"authentication failed: {error.code}",
+            )
+
+    def expire(self, now: datetime) -> None:
+        """Forget blocks an hour past their end (a failure count that old means nothing)."""
+        stale = now - timedelta(hours=1)
+        self.blocks = {k: b for k, b in self.blocks.items() if b.active(now) or b.until > stale}
+
+    def ends(self) -> list[datetime]:
+        """When each block and hold ends: a plan may change then."""
+        return [b.until for b in self.blocks.values()] + [h.until for h in self.holds.values()]

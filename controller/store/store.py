@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -33,6 +33,7 @@ from controller.store.database import (
     describe_url,
     is_unavailable,
 )
+from controller.store.notify import EnvironmentChanges, watch_environment_changes
 from controller.store.schema import (
     DbClock,
     activities,
@@ -395,6 +396,13 @@ class Store:
             return [dict(r._mapping) for r in await self._execute(conn, stmt)]
 
     # ----- the reconciler's side ----------------------------------------------------------
+
+    def watch_changes(self) -> AbstractAsyncContextManager[EnvironmentChanges]:
+        """Listen for users' commits to ``compute_environments`` (PostgreSQL; SQLite: never).
+
+        The store opens the listening connection itself, so its URL and password stay here.
+        """
+        return watch_environment_changes(self.engine.url.render_as_string(hide_password=False))
 
     async def environment_revision(self) -> int | None:
         """The counter every user change to compute_environments bumps (None: row missing)."""

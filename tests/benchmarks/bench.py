@@ -6,7 +6,7 @@
 
 Scenarios: cold (cold start), storm (interruption storm), steady (steady state), reaction
 (UPDATE -> first RunInstances), scale (rate limits lifted, 10,000 and 100,000 instances).
-The real daemon (reconciler, client, store, default settings) runs against the CVM simulator
+The real daemon (engine, client, store, default settings) runs against the CVM simulator
 with Tencent's default rate limits enforced by the simulator (RunInstances and
 TerminateInstances 10/s, DescribeInstances 40/s) and a launch latency; each figure is reported
 with the floor those limits allow and the ratio. Each group of scenarios runs in a child
@@ -383,7 +383,7 @@ def readme_section(out: Path, result: dict[str, Any], figures: list[report.Figur
         [
             "## Performance",
             "",
-            "`tests/benchmarks/bench.py` runs the real daemon (reconciler, client, store, default "
+            "`tests/benchmarks/bench.py` runs the real daemon (engine, client, store, default "
             "settings) against the CVM simulator enforcing Tencent's default rate limits "
             "(RunInstances and TerminateInstances 10/s, DescribeInstances 40/s, a bucket of one "
             "second of calls) with a launch latency of "

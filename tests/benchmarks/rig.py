@@ -1,13 +1,13 @@
 """The benchmark rig: a simulator, a database, a user's SQL and one real, instrumented daemon.
 
-The daemon is the real :class:`~controller.reconciler.Reconciler` with the real client, store
+The daemon is the real :class:`~controller.reconcile.engine.Engine` with the real client, store
 and settings, running in this process (so its CPU time and memory are this process's). The
 simulator runs in a process of its own (``spot-controller simulator serve``) reached over
 loopback, so its work stays out of the daemon's figures; ``thread`` mode serves it from a thread
 of this process instead, as the test suite does. Desired counts are changed the way a user
-would, with plain SQL on a connection of its own. Instrumentation wraps the reconciler's sweep
-and pass and the client's RunInstances from the outside; nothing in the controller knows it is
-being measured.
+would, with plain SQL on a connection of its own. Instrumentation is the engine's own hooks
+(:class:`~controller.reconcile.hooks.EngineHooks`: a sweep, a pass, a plan, a RunInstances
+call), which do nothing in production; nothing is patched.
 """
 
 from __future__ import annotations
@@ -37,10 +37,11 @@ import httpx
 import sqlalchemy as sa
 
 from controller.cloud.client import CvmClient
-from controller.core import planner
-from controller.core.model import NodeState
+from controller.core.instances import LaunchRequest
+from controller.core.plan import Observation, Plan, Snapshot
 from controller.daemon import simulator_settings
-from controller.reconciler import Reconciler
+from controller.reconcile.engine import Engine
+from controller.reconcile.hooks import EngineHooks
 from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY, Settings
 from controller.simulator import Simulator, SimulatorConfig
 from controller.simulator.market import default_pools
@@ -377,8 +378,8 @@ class CallRecord:
 
 
 @dataclass
-class Probe:
-    """Timings of the reconciler's sweeps, passes and RunInstances calls, taken from outside."""
+class Probe(EngineHooks):
+    """Timings of the engine's sweeps, passes and RunInstances calls, taken at its hooks."""
 
     sweeps: list[SweepRecord] = field(default_factory=list)
     passes: list[PassRecord] = field(default_factory=list)
@@ -387,66 +388,59 @@ class Probe:
     planned_observation: bool = False  # the pass's plan had a new sweep to consume
     sweep_events: list[anyio.Event] = field(default_factory=list)
 
-    def attach(self, reconciler: Reconciler) -> Callable[[], None]:
-        """Wrap the reconciler's sweep and pass, its client's launches and the planner."""
-        store = reconciler.store
-        original_sweep = reconciler.sweep
-        original_pass = reconciler.run_pass
-        original_run = reconciler.client.run_instances
-        original_plan = planner.plan
+    store: Store | None = None  # whose query count each pass is charged with
+    _sweep_started: float = 0.0
+    _pass_at: float = 0.0
+    _pass_started: float = 0.0
+    _pass_queries: int = 0
+    _plan_started: float = 0.0
+    _launch_started: dict[str, float] = field(default_factory=dict)
 
-        async def sweep() -> Any:
-            started = time.time()
-            obs = await original_sweep()
-            self.sweeps.append(SweepRecord(started, time.time(), len(obs.instances)))
-            events, self.sweep_events = self.sweep_events, []
-            for event in events:
-                event.set()
-            return obs
+    def before_sweep(self) -> None:
+        self._sweep_started = time.time()
 
-        async def run_pass() -> Any:
-            queries = store.queries
-            self.plan_s = 0.0
-            self.planned_observation = False
-            at = time.time()
-            started = time.perf_counter()
-            result = await original_pass()
-            self.passes.append(
-                PassRecord(
-                    at,
-                    time.perf_counter() - started,
-                    self.planned_observation,
-                    store.queries - queries,
-                    self.plan_s,
-                )
+    def after_sweep(self, observation: Observation) -> None:
+        self.sweeps.append(
+            SweepRecord(self._sweep_started, time.time(), len(observation.instances))
+        )
+        events, self.sweep_events = self.sweep_events, []
+        for event in events:
+            event.set()
+
+    def before_pass(self) -> None:
+        self.plan_s = 0.0
+        self.planned_observation = False
+        self._pass_queries = self.store.queries if self.store else 0
+        self._pass_at = time.time()
+        self._pass_started = time.perf_counter()
+
+    def after_pass(self, plan: Plan | None) -> None:
+        queries = (self.store.queries if self.store else 0) - self._pass_queries
+        self.passes.append(
+            PassRecord(
+                self._pass_at,
+                time.perf_counter() - self._pass_started,
+                self.planned_observation,
+                queries,
+                self.plan_s,
             )
-            return result
+        )
 
-        async def run_instances(request: Any) -> Any:
-            started = time.time()
-            try:
-                return await original_run(request)
-            finally:
-                self.launches.append(CallRecord(started, time.time(), request.count))
+    def before_plan(self, snapshot: Snapshot) -> None:
+        # The snapshot carries an observation only when the pass consumes a new sweep.
+        obs = snapshot.observation
+        self.planned_observation = obs is not None and obs.complete
+        self._plan_started = time.perf_counter()
 
-        def plan(snap: planner.Snapshot) -> planner.Plan:
-            # The snapshot carries an observation only when the pass consumes a new sweep.
-            self.planned_observation = snap.observation is not None and snap.observation.complete
-            started = time.perf_counter()
-            try:
-                return original_plan(snap)
-            finally:
-                self.plan_s += time.perf_counter() - started
+    def after_plan(self, snapshot: Snapshot) -> None:
+        self.plan_s += time.perf_counter() - self._plan_started
 
-        reconciler.sweep = sweep  # type: ignore[method-assign]
-        reconciler.run_pass = run_pass  # type: ignore[method-assign]
-        reconciler.client.run_instances = run_instances  # type: ignore[method-assign]
-        planner.plan = plan
+    def before_launch(self, request: LaunchRequest) -> None:
+        self._launch_started[request.client_token] = time.time()
 
-        def detach() -> None:
-            planner.plan = original_plan
-
-        return detach
+    def after_launch(self, request: LaunchRequest) -> None:
+        started = self._launch_started.pop(request.client_token, time.time())
+        self.launches.append(CallRecord(started, time.time(), request.count))
 
     def next_sweep_end(self) -> anyio.Event:
         event = anyio.Event()
@@ -456,36 +450,34 @@ class Probe:
 
 @dataclass
 class Daemon:
-    reconciler: Reconciler
+    engine: Engine
     store: Store
     probe: Probe
     settings: Settings
 
     def controller_running(self) -> int:
-        return sum(n.state == NodeState.RUNNING for n in list(self.reconciler.nodes.values()))
+        return sum(
+            n for (_, state), n in self.engine.view.node_counts().items() if state == "RUNNING"
+        )
 
 
 @contextlib.asynccontextmanager
 async def daemon(settings: Settings) -> AsyncIterator[Daemon]:
-    """The reconciler running in this process, as ``spot-controller run`` runs it."""
+    """The engine running in this process, as ``spot-controller run`` runs it."""
     store = await Store.open(settings.database_url)
     try:
         async with CvmClient(settings) as client:
-            reconciler = Reconciler(settings, store, client)
-            probe = Probe()
-            detach = probe.attach(reconciler)
-            try:
-                await reconciler.load()
-                stop = anyio.Event()
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(lambda: reconciler.run(stop=stop))
-                    try:
-                        yield Daemon(reconciler, store, probe, settings)
-                    finally:
-                        stop.set()
-                        tg.cancel_scope.deadline = anyio.current_time() + 30
-            finally:
-                detach()
+            probe = Probe(store=store)
+            engine = Engine(settings, store, client, hooks=probe)
+            await engine.load()
+            stop = anyio.Event()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lambda: engine.run(stop=stop))
+                try:
+                    yield Daemon(engine, store, probe, settings)
+                finally:
+                    stop.set()
+                    tg.cancel_scope.deadline = anyio.current_time() + 30
     finally:
         await store.close()
 

@@ -181,9 +181,9 @@ class _Session:
         await self._stack.aclose()
 
     async def wait_observed(self) -> None:
-        health = self.daemon.reconciler.health
+        view = self.daemon.engine.view
         await rig.wait_for(
-            lambda: _true(health.observed and health.passes > 0),
+            lambda: _true(view.observed and view.passes > 0),
             timeout_s=30,
             interval_s=0.02,
             what="the first sweep",

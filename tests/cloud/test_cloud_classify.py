@@ -159,7 +159,7 @@ def test_unknown_codes_fall_to_their_family_or_plain_cloud_error(
 def test_unknown_code_is_not_retryable() -> None:
     error = classify.classify("FailedOperation.Whatever", "m")
     assert error.retryable is False
-    assert not classify.is_retryable_by_client(error)
+    assert not error.client_retries
 
 
 def test_longest_prefix_wins_over_family() -> None:
@@ -171,9 +171,7 @@ def test_longest_prefix_wins_over_family() -> None:
 
 
 def test_only_transient_and_throttled_are_retried_by_the_client() -> None:
-    retried = {
-        code for code in EXPECTED if classify.is_retryable_by_client(classify.classify(code, "m"))
-    }
+    retried = {code for code in EXPECTED if classify.classify(code, "m").client_retries}
     assert retried == {c for c, cls in EXPECTED.items() if cls in (TransientError, Throttled)}
 
 

@@ -20,14 +20,8 @@ from controller.core.model import (
     Node,
     NodeState,
 )
-from controller.core.planner import (
-    EnvStatus,
-    Observation,
-    Plan,
-    Policy,
-    Snapshot,
-    plan,
-)
+from controller.core.plan import EnvStatus, Observation, Plan, Policy, Snapshot
+from controller.core.planner import plan
 from controller.core.spec import EnvironmentSpec
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)

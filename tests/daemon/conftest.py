@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from controller.simulator import Simulator
-from tests.daemon.harness import World, fast_simulator, simulator_server
+from tests.support.world import World, fast_simulator, simulator_server
 
 
 @pytest.fixture

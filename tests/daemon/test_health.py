@@ -8,10 +8,10 @@ import pytest
 
 from controller import health
 from controller.cloud.client import CvmClient
-from controller.reconciler import Reconciler
+from controller.reconcile.engine import Engine
 from controller.store.database import create_engine
 from controller.store.store import Store
-from tests.daemon.harness import World, eventually, running_reconciler, settings_for
+from tests.support.world import World, eventually, running_engine, settings_for
 
 SEED = {
     "name": "web",
@@ -30,7 +30,7 @@ async def test_healthz_readyz_and_metrics_of_a_running_daemon(
     store = await Store.open(database_url)
     try:
         env = await store.create_environment(SEED, "ap-guangzhou")
-        async with running_reconciler(settings, store) as reconciler:
+        async with running_engine(settings, store) as engine:
             sock = health.bind("127.0.0.1:0")
             port = sock.getsockname()[1]
             stop = anyio.Event()
@@ -38,7 +38,7 @@ async def test_healthz_readyz_and_metrics_of_a_running_daemon(
                 anyio.create_task_group() as tg,
                 httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http,
             ):
-                tg.start_soon(health.serve, reconciler, sock, stop)
+                tg.start_soon(health.serve, engine.view, sock, stop)
 
                 async def converged() -> bool:
                     return await world.running(env["id"]) == 2
@@ -92,8 +92,8 @@ async def test_a_loop_that_does_not_run_is_unhealthy_and_unready(
     store = Store(create_engine("postgresql://nobody@127.0.0.1:1/none"))
     try:
         async with CvmClient(settings) as client:
-            reconciler = Reconciler(settings, store, client)
-            app = health.build_app(reconciler)
+            engine = Engine(settings, store, client)
+            app = health.build_app(engine.view)
             async with httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://health"
             ) as http:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.reconciler import probe_interval
+from controller.reconcile.observer import probe_interval
 
 
 @pytest.mark.parametrize(

@@ -11,11 +11,10 @@ import anyio
 import pytest
 import sqlalchemy as sa
 
-from controller import reconciler as reconciler_module
 from controller.core.model import TOKEN_TAG, NodeState
 from controller.errors import StoreError
 from controller.store.store import Store
-from tests.daemon.harness import World, eventually, running_reconciler, settings_for
+from tests.support.world import World, eventually, running_engine, settings_for
 
 SEED = {
     "name": "web",
@@ -60,7 +59,7 @@ async def test_converges_from_zero_and_records_everything(
     store = await Store.open(database_url)
     try:
         env = await _env(store)
-        async with running_reconciler(settings, store):
+        async with running_engine(settings, store):
             await eventually(lambda: _converged(world, store, env["id"], 3), what="3 running")
         alive = await world.alive(env["id"])
         nodes = await store.list_nodes(env["id"])
@@ -85,7 +84,7 @@ async def test_reclaimed_and_released_instances_are_replaced(
     store = await Store.open(database_url)
     try:
         env = await _env(store, desired_count=4)
-        async with running_reconciler(settings, store):
+        async with running_engine(settings, store):
             await eventually(lambda: _converged(world, store, env["id"], 4), what="4 running")
             first = [i["InstanceId"] for i in await world.alive(env["id"])]
             await world.admin("POST", "reclaim", {"instance_ids": first[:2]})
@@ -130,7 +129,7 @@ async def test_replacement_launched_before_a_failed_record_of_the_ending_is_not_
 
     try:
         env = await _env(store, desired_count=3)
-        async with running_reconciler(settings, store) as reconciler:
+        async with running_engine(settings, store) as engine:
             await eventually(lambda: _converged(world, store, env["id"], 3), what="3 running")
             monkeypatch.setattr(Store, "record_changes", fail_once_on_an_ending)
             first = [i["InstanceId"] for i in await world.alive(env["id"])]
@@ -145,7 +144,7 @@ async def test_replacement_launched_before_a_failed_record_of_the_ending_is_not_
             # Two more sweeps and their passes: the reload must not launch or end anything more.
             later = anyio.current_time() + 2 * settings.resync_interval_s
             await eventually(
-                lambda: _true((reconciler.health.last_sweep_at or 0.0) > later),
+                lambda: _true((engine.view.last_sweep_at or 0.0) > later),
                 what="two more sweeps",
             )
         assert failed == [1]
@@ -171,14 +170,13 @@ async def test_probe_replaces_a_reclaimed_instance_before_the_next_sweep(
 ) -> None:
     # A fleet this small would space probes out to the resync interval (they may cost a tenth
     # of the sweeps): lift that budget so the probe itself is what this test exercises.
-    monkeypatch.setattr(reconciler_module, "PROBE_SHARE", 1000.0)
     settings = settings_for(database_url, sim_url, resync_interval_s=30.0, probe_interval_s=0.1)
     store = await Store.open(database_url)
     try:
         env = await _env(store, desired_count=3)
-        async with running_reconciler(settings, store) as reconciler:
+        async with running_engine(settings, store, probe_share=1000.0) as engine:
             await eventually(lambda: _converged(world, store, env["id"], 3), what="3 running")
-            assert reconciler.probe_interval() == pytest.approx(0.1)
+            assert engine.view.probe_interval() == pytest.approx(0.1)
             victim = (await world.alive(env["id"]))[0]["InstanceId"]
             await world.admin("POST", "reclaim", {"instance_ids": [victim]})
 
@@ -208,7 +206,7 @@ async def test_postgres_notification_starts_a_pass_without_waiting_for_the_poll(
     store = await Store.open(pg_url)
     try:
         env = await _env(store, desired_count=1)
-        async with running_reconciler(settings, store):
+        async with running_engine(settings, store):
             await eventually(lambda: _converged(world, store, env["id"], 1), what="1 running")
             async with store.engine.begin() as conn:
                 await conn.execute(
@@ -236,7 +234,7 @@ async def test_a_plain_sql_change_is_read_at_the_next_poll_not_the_next_resync(
     store = await Store.open(database_url)
     try:
         env = await _env(store, desired_count=1)
-        async with running_reconciler(settings, store):
+        async with running_engine(settings, store):
             await eventually(lambda: _converged(world, store, env["id"], 1), what="1 running")
             async with store.engine.begin() as conn:
                 await conn.execute(
@@ -260,7 +258,7 @@ async def test_scale_up_down_and_to_zero_follow_sql_updates(
     store = await Store.open(database_url)
     try:
         env = await _env(store, desired_count=2)
-        async with running_reconciler(settings, store):
+        async with running_engine(settings, store):
             await eventually(lambda: _converged(world, store, env["id"], 2), what="2 running")
             for desired in (5, 1, 0):
                 async with store.engine.begin() as conn:
@@ -288,7 +286,7 @@ async def test_deleting_an_environment_terminates_its_instances_and_keeps_histor
     try:
         env = await _env(store, desired_count=2)
         other = await _env(store, name="other", desired_count=1)
-        async with running_reconciler(settings, store):
+        async with running_engine(settings, store):
             await eventually(lambda: _converged(world, store, env["id"], 2), what="2 running")
             await store.delete_environment("web")
 
@@ -314,7 +312,7 @@ async def test_sold_out_pool_backs_off_and_recovers(
             "PUT", "market", {"zone": "ap-guangzhou-3", "instance_type": "S2.MEDIUM4", "stock": 0}
         )
         env = await _env(store, desired_count=2)
-        async with running_reconciler(settings, store):
+        async with running_engine(settings, store):
 
             async def backing_off() -> bool:
                 row = await _row(store, "web")
@@ -344,7 +342,7 @@ async def test_bid_below_market_succeeds_when_price_drops(
             "PUT", "market", {"zone": "ap-guangzhou-3", "instance_type": "S2.MEDIUM4", "price": 0.9}
         )
         env = await _env(store, desired_count=1)
-        async with running_reconciler(settings, store):
+        async with running_engine(settings, store):
 
             async def outbid() -> bool:
                 row = await _row(store, "web")
@@ -371,7 +369,7 @@ async def test_second_instance_type_takes_over_when_first_is_sold_out(
             "PUT", "market", {"zone": "ap-guangzhou-3", "instance_type": "S2.MEDIUM4", "stock": 0}
         )
         env = await _env(store, desired_count=3, fallback_instance_types="S5.MEDIUM4")
-        async with running_reconciler(settings, store):
+        async with running_engine(settings, store):
             await eventually(lambda: _converged(world, store, env["id"], 3), what="fallback")
         assert {i["InstanceType"] for i in await world.alive(env["id"])} == {"S5.MEDIUM4"}
     finally:
@@ -391,7 +389,7 @@ async def test_invalid_row_next_to_valid_one(database_url: str, sim_url: str, wo
                     "'img-pmqg1cw7', 0.5, 2)"
                 )
             )
-        async with running_reconciler(settings, store):
+        async with running_engine(settings, store):
             await eventually(lambda: _converged(world, store, env["id"], 1), what="valid env")
 
             async def flagged() -> bool:
@@ -414,8 +412,8 @@ async def test_restart_mid_launch_leaves_no_duplicate_and_no_untracked_instance(
     store = await Store.open(database_url)
     try:
         env = await _env(store, desired_count=0)
-        async with running_reconciler(settings, store) as reconciler:
-            await eventually(lambda: _true(reconciler.health.observed), what="first sweep")
+        async with running_engine(settings, store) as engine:
+            await eventually(lambda: _true(engine.view.observed), what="first sweep")
             await world.admin("PUT", "faults", {"timeout_rate": 1.0})
             await store.update_environment("web", {"desired_count": 3}, REGION)
 
@@ -424,7 +422,7 @@ async def test_restart_mid_launch_leaves_no_duplicate_and_no_untracked_instance(
 
             await eventually(launched_blind, what="instances launched while answers hang")
         await world.admin("PUT", "faults", {"timeout_rate": 0.0, "describe_lag_s": 1.0})
-        async with running_reconciler(settings, store):
+        async with running_engine(settings, store):
             await eventually(lambda: _converged(world, store, env["id"], 3), what="recovery")
         stats = await world.stats()
         assert stats["launched_total"] == 3  # the same token never launched twice

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from controller.store.store import Store
 from tests.conftest import _pg_admin_dsn
-from tests.daemon.harness import World, eventually, running_reconciler, settings_for
+from tests.support.world import World, eventually, running_engine, settings_for
 
 SEED = {
     "name": "web",
@@ -47,7 +47,7 @@ async def test_wrong_credentials_show_on_every_environment_then_recover(
         env = await store.create_environment(SEED, REGION)
         other = await store.create_environment({**SEED, "name": "batch"}, REGION)
         wrong = settings_for(database_url, sim_url, secret_key=Secret("not-the-key"))
-        async with running_reconciler(wrong, store):
+        async with running_engine(wrong, store):
 
             async def both_in_error() -> bool:
                 rows = [await _status(store, n) for n in ("web", "batch")]
@@ -58,7 +58,7 @@ async def test_wrong_credentials_show_on_every_environment_then_recover(
             await eventually(both_in_error, what="authentication ERROR on every environment")
         assert await world.alive() == []
         # Credentials fixed, daemon restarted: it recovers.
-        async with running_reconciler(settings_for(database_url, sim_url), store):
+        async with running_engine(settings_for(database_url, sim_url), store):
 
             async def converged() -> bool:
                 return await world.running(env["id"]) == 2 and await world.running(other["id"]) == 2
@@ -75,17 +75,17 @@ async def test_unreachable_cloud_is_reported_and_survived(
     try:
         env = await store.create_environment(SEED, REGION)
         nowhere = settings_for(database_url, f"http://127.0.0.1:{_closed_port()}")
-        async with running_reconciler(nowhere, store) as reconciler:
+        async with running_engine(nowhere, store) as engine:
 
             async def reported() -> bool:
                 row = await _status(store)
                 return "Network.ConnectError" in row["status_reason"]
 
             await eventually(reported, what="status naming the connection failure")
-            assert reconciler.health.passes > 0
+            assert engine.view.passes > 0
         # A cloud answering garbage (HTTP 503, not JSON) is survived the same way.
         await world.admin("PUT", "faults", {"http_error_rate": 1.0})
-        async with running_reconciler(settings_for(database_url, sim_url), store):
+        async with running_engine(settings_for(database_url, sim_url), store):
 
             async def garbage_reported() -> bool:
                 return "Http.503" in (await _status(store))["status_reason"]
@@ -123,7 +123,7 @@ async def test_database_lost_while_running_stops_acting_and_resumes(
     store = await Store.open(pg_url)
     try:
         env = await store.create_environment(SEED, REGION)
-        async with running_reconciler(settings_for(pg_url, sim_url), store):
+        async with running_engine(settings_for(pg_url, sim_url), store):
 
             async def converged() -> bool:
                 return await world.running(env["id"]) == 2
@@ -156,8 +156,8 @@ async def test_two_replicas_one_acts_and_the_other_takes_over(
     second = await Store.open(pg_url)
     try:
         env = await first.create_environment(SEED, REGION)
-        async with running_reconciler(settings, second) as standby:
-            async with running_reconciler(settings, first) as leader:
+        async with running_engine(settings, second) as standby:
+            async with running_engine(settings, first) as leader:
 
                 async def one_leads() -> bool:
                     return (leader.store.fence is None) != (standby.store.fence is None)

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from controller.cli import main
-from controller.core.planner import EnvStatus
+from controller.core.plan import EnvStatus
 from tests.deploy.helpers import DEPLOY, GUIDE, ROOT, SETTINGS_ENV
 
 README = ROOT / "README.md"

@@ -13,9 +13,9 @@ import pytest
 
 from controller.store.store import Store
 from tests.conftest import _pg_admin, _pg_url_for
-from tests.daemon.harness import eventually, fast_simulator, simulator_server
 from tests.reliability.fleet import HEALTHY, Fleet, connected, converged, daemon_environ
 from tests.reliability.helpers import running_daemon
+from tests.support.world import eventually, fast_simulator, simulator_server
 
 REGION = "ap-guangzhou"
 # The CLI cases' database: two environments and nothing else.

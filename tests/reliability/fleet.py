@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from controller.core.spec import USER_COLUMNS
 from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY
 from controller.store.store import Store
-from tests.daemon.harness import FAST, World
 from tests.reliability.helpers import Daemon, settings_environ
+from tests.support.world import FAST, World
 
 HEALTHY = {
     "name": "healthy",

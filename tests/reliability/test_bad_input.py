@@ -30,7 +30,6 @@ from click.testing import CliRunner
 from controller.cli import main
 from controller.core.model import ENV_TAG
 from controller.store.store import Store
-from tests.daemon.harness import World, eventually
 from tests.reliability.fleet import (
     HEALTHY,
     Fleet,
@@ -43,6 +42,7 @@ from tests.reliability.fleet import (
     user_rows,
 )
 from tests.reliability.helpers import one_line_error, run_cli
+from tests.support.world import World, eventually
 
 REGION = "ap-guangzhou"
 BASE_ROW = {k: v for k, v in HEALTHY.items() if k != "name"}

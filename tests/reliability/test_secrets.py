@@ -25,7 +25,6 @@ from pathlib import Path
 import httpx
 
 from controller.core.model import ENV_TAG
-from tests.daemon.harness import fast_simulator, simulator_server
 from tests.reliability.fleet import FLEET_SETTINGS
 from tests.reliability.helpers import (
     run_cli,
@@ -33,6 +32,7 @@ from tests.reliability.helpers import (
     running_daemon,
     settings_environ,
 )
+from tests.support.world import fast_simulator, simulator_server
 
 SECRET_ID = "AKIDreliabilityc0ffee0000000000000001"
 SECRET_KEY = "sk-reliability-7d1f0c9b-secret-key-never-printed"

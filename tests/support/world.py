@@ -1,4 +1,4 @@
-"""A real reconciler against a real simulator over loopback HTTP, on a real database.
+"""A real engine against a real simulator over loopback HTTP, on a real database.
 
 Assertions read the simulator's ground truth (``/_sim/instances``) and the database rows.
 """
@@ -17,7 +17,7 @@ import httpx
 from controller.cloud.client import CvmClient
 from controller.core.model import ENV_TAG
 from controller.daemon import simulator_settings
-from controller.reconciler import Reconciler
+from controller.reconcile.engine import Engine
 from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY, Settings
 from controller.simulator import Simulator, SimulatorConfig
 from controller.simulator.server import background_server
@@ -110,15 +110,15 @@ class World:
 
 
 @asynccontextmanager
-async def running_reconciler(settings: Settings, store: Store) -> AsyncIterator[Reconciler]:
-    """A reconciler running in the background of the test; stopped (gracefully) on exit."""
+async def running_engine(settings: Settings, store: Store, **options: Any) -> AsyncIterator[Engine]:
+    """An engine running in the background of the test; stopped (gracefully) on exit."""
     async with CvmClient(settings) as client:
-        reconciler = Reconciler(settings, store, client)
+        engine = Engine(settings, store, client, **options)
         stop = anyio.Event()
         async with anyio.create_task_group() as tg:
-            tg.start_soon(lambda: reconciler.run(stop=stop))
+            tg.start_soon(lambda: engine.run(stop=stop))
             try:
-                yield reconciler
+                yield engine
             finally:
                 stop.set()
                 tg.cancel_scope.deadline = anyio.current_time() + 15  # bounded graceful stop

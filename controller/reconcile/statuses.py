@@ -1,0 +1,121 @@
+"""The status columns of each environment, written only when they change.
+
+A row's status is rewritten when its status, reason or counts change, and at least once a
+resync interval (so ``last_reconciled_at`` shows the daemon is alive); each change is one
+``env_status`` log line, and reaching READY one ``env_converged``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from controller.core.events import Event
+from controller.core.plan import EnvStatus, StatusReport
+from controller.core.spec import EnvironmentSpec
+from controller.errors import Blocks, CloudError
+from controller.logs import get_logger
+from controller.reconcile.clock import Clock
+from controller.store.store import Store
+
+log = get_logger()
+
+StatusKey = tuple[EnvStatus, str, int, int, int, datetime | None]
+
+
+class StatusWriter:
+    def __init__(self, store: Store, clock: Clock, resync_interval_s: float) -> None:
+        self.store, self.clock, self.resync_interval_s = store, clock, resync_interval_s
+        self.current: dict[str, StatusKey] = {}  # env id -> what its row says now
+        self._written_at: dict[str, float] = {}  # env id -> when (monotonic)
+
+    def forget(self) -> None:
+        """Write every row again (a new lease: another replica may have written them)."""
+        self.current.clear()
+        self._written_at.clear()
+
+    def status_of(self, env_id: str) -> EnvStatus | None:
+        key = self.current.get(env_id)
+        return key[0] if key is not None else None
+
+    async def write(
+        self,
+        reports: Sequence[StatusReport],
+        now: datetime,
+        specs: Mapping[str, EnvironmentSpec],
+        names: Mapping[str, str],
+    ) -> None:
+        rows: list[dict[str, Any]] = []
+        t = self.clock.monotonic()
+        for rep in reports:
+            key: StatusKey = (
+                rep.status,
+                rep.reason,
+                rep.running,
+                rep.pending,
+                rep.launching,
+                rep.next_attempt_at,
+            )
+            previous = self.current.get(rep.env_id)
+            stale = t - self._written_at.get(rep.env_id, -1e9) > self.resync_interval_s
+            if key == previous and not stale:
+                continue
+            if key != previous:
+                self._log_change(rep, previous, specs, names.get(rep.env_id, ""))
+            self.current[rep.env_id] = key
+            self._written_at[rep.env_id] = t
+            rows.append(
+                {
+                    "env_id": rep.env_id,
+                    "status": rep.status.value,
+                    "status_reason": rep.reason,
+                    "running_count": rep.running,
+                    "pending_count": rep.pending,
+                    "launching_count": rep.launching,
+                    "next_attempt_at": rep.next_attempt_at,
+                    "last_reconciled_at": now,
+                }
+            )
+        await self.store.record_statuses(rows)
+
+    def _log_change(
+        self,
+        rep: StatusReport,
+        previous: StatusKey | None,
+        specs: Mapping[str, EnvironmentSpec],
+        name: str,
+    ) -> None:
+        spec = specs.get(rep.env_id)
+        log.info(
+            Event.ENV_STATUS,
+            env=name,
+            env_id=rep.env_id,
+            status=rep.status.value,
+            reason=rep.reason,
+            running=rep.running,
+            pending=rep.pending,
+            launching=rep.launching,
+            desired=spec.desired_count if spec is not None else None,
+        )
+        if rep.status == EnvStatus.READY and (previous is None or previous[0] != EnvStatus.READY):
+            log.info(Event.ENV_CONVERGED, env=name, env_id=rep.env_id, running=rep.running)
+
+
+def unobserved_reports(
+    invalid: Mapping[str, str], env_ids: Sequence[str], sweep_error: CloudError | None
+) -> list[StatusReport]:
+    """Before the first complete sweep nothing is decided, but each row says why."""
+    reports = [
+        StatusReport(env_id, EnvStatus.INVALID, reason, 0, 0, 0, None)
+        for env_id, reason in invalid.items()
+    ]
+    if sweep_error is not None:
+        if sweep_error.blocks is Blocks.ENVIRONMENT:  # the credentials were refused
+            status = EnvStatus.ERROR
+            reason = f"cannot observe instances: {sweep_error.code}: {sweep_error.message}"[:500]
+        else:
+            status = EnvStatus.NEW
+            reason = f"waiting for the first complete DescribeInstances sweep ({sweep_error.code})"
+        reports += [StatusReport(env_id, status, reason, 0, 0, 0, None) for env_id in env_ids]
+    return reports
