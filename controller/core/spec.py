@@ -143,8 +143,8 @@ def _name_character_error(ch: str) -> str | None:
     category = unicodedata.category(ch)
     if category[0] in "LNM" and ch not in INVISIBLE:
         return None  # a mark's placement is checked by the caller
-    label = unicodedata.name(ch, "") or _UNNAMED.get(category, "")
-    code = f"U+{ord(ch):04X}" + (f" {label}" if label else "")
+    label = unicodedata.name(ch, "") or f"({_UNNAMED.get(category, 'unnamed')})"
+    code = f"U+{ord(ch):04X} {label}"
     # A visible character is shown; an invisible one (control, format, space) only by its code
     # point: it could hide in, or reorder, the line the message is printed in.
     shown = f"{ch!r} ({code})" if category[0] in "PS" else code
