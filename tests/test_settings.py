@@ -200,3 +200,14 @@ def test_extra_region_lets_the_cli_run(tmp_path: Path) -> None:
     assert one_line_error(refused) == (
         "error: zone: 'ap-guangzhou-3' is not in the region 'ap-newcity'"
     )
+
+
+def test_the_simulator_sells_only_in_listed_regions_and_zones() -> None:
+    """One list: the simulator's default market is a part of it, never a region of its own."""
+    from controller.core.regions import BY_NAME, region_of_zone
+    from controller.simulator import SimulatorConfig
+
+    config = SimulatorConfig.default()
+    assert config.region in BY_NAME
+    for zone in {m.zone for m in config.markets}:
+        assert zone in BY_NAME[region_of_zone(zone)].zones, zone
