@@ -204,7 +204,7 @@ def show_config(ctx: click.Context, output: str) -> None:
     """Show every setting, its current value (secrets masked), unit and meaning."""
     rows = _settings(ctx).describe()
     if output == "json":
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
     table = Table("variable", "value", "unit", "meaning")
     for r in rows:
@@ -368,7 +368,7 @@ async def env_list(store: Store, settings: Settings, output: str) -> None:
     """List compute environments with desired, running and pending counts and status."""
     rows = [_public(r) for r in await store.list_environments()]
     if output == "json":
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
     table = Table(
         "name",
@@ -459,7 +459,7 @@ async def status(store: Store, settings: Settings, interval: float, once: bool) 
 def _show_one(row: Mapping[str, Any], output: str) -> None:
     data = _public(row)
     if output == "json":
-        click.echo(json.dumps(data, indent=2))
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
     table = Table("field", "value", show_header=False)
     for key, value in data.items():
@@ -550,7 +550,7 @@ async def env_activities(
         {k: _jsonable(v) for k, v in a.items()} for a in await store.list_activities(env_id, limit)
     ]
     if output == "json":
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
     table = Table(
         "activity", "type", "state", "node", "instance", "cause", "reason", "start", "end"
@@ -589,7 +589,7 @@ async def env_nodes(
         if show_all or n["state"] != "ENDED"
     ]
     if output == "json":
-        click.echo(json.dumps(nodes, indent=2))
+        click.echo(json.dumps(nodes, indent=2, ensure_ascii=False))
         return
     table = Table(
         "node", "instance", "state", "cloud state", "zone", "type", "launched", "ended", "reason"

@@ -15,6 +15,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from controller.core.regions import (
+    REGION_NAME_RE,
+    is_known_region,
+    known_region_names,
+    region_of_zone,
+)
 from controller.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///spot-controller.db"
@@ -93,7 +99,18 @@ class Settings:
         Secret(""),
         "Session token of temporary credentials, sent as X-TC-Token (never logged)",
     )
-    region: str = _setting("TENCENTCLOUD_REGION", "ap-guangzhou", "Tencent Cloud region")
+    region: str = _setting(
+        "TENCENTCLOUD_REGION",
+        "ap-guangzhou",
+        "Tencent Cloud region of the environments' zones; must be in the built-in list of "
+        "Tencent's regions or in SPOT_CONTROLLER_EXTRA_REGIONS",
+    )
+    extra_regions: tuple[str, ...] = _setting(
+        "SPOT_CONTROLLER_EXTRA_REGIONS",
+        (),
+        "Regions accepted in TENCENTCLOUD_REGION besides the built-in list, comma-separated "
+        "(e.g. ap-newcity): for a region Tencent opened after this version",
+    )
     cvm_connect_timeout_s: float = _setting(
         "SPOT_CONTROLLER_CVM_CONNECT_TIMEOUT_S", 5.0, "Connect timeout of a CVM call", "s"
     )
@@ -272,6 +289,7 @@ class Settings:
             raise ConfigError(f"{_env_of('log_format')}: must be auto, json or console")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"{_env_of('log_level')}: must be debug, info, warning or error")
+        self._validate_region()
         if not self.cluster or len(self.cluster) > 63:
             raise ConfigError(f"{_env_of('cluster')}: must be 1 to 63 characters")
         if not self.cvm_endpoint.startswith(("http://", "https://")):
@@ -281,6 +299,26 @@ class Settings:
             if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ConfigError(f"{_env_of('http_addr')}: must be host:port, e.g. 127.0.0.1:8080")
 
+    def _validate_region(self) -> None:
+        for extra in self.extra_regions:
+            if not REGION_NAME_RE.fullmatch(extra):
+                raise ConfigError(
+                    f"{_env_of('extra_regions')}: {extra!r} is not a region name "
+                    "(lowercase words joined by '-', e.g. ap-newcity)"
+                )
+        if self.region in known_region_names() or self.region in self.extra_regions:
+            return
+        if is_known_region(region_of_zone(self.region)):
+            raise ConfigError(
+                f"{_env_of('region')}: {self.region!r} is a zone; its region is "
+                f"{region_of_zone(self.region)!r}"
+            )
+        raise ConfigError(
+            f"{_env_of('region')}: {self.region!r} is not a Tencent Cloud region; known regions: "
+            f"{', '.join(known_region_names())} (for a region newer than this list, add it to "
+            f"{_env_of('extra_regions')})"
+        )
+
     def describe(self) -> list[dict[str, str]]:
         """Every setting with its variable, current value (secrets masked), unit and meaning."""
         rows = []
@@ -288,6 +326,8 @@ class Settings:
             value = getattr(self, f.name)
             if isinstance(value, Mapping):
                 shown = ",".join(f"{k}={v:g}" for k, v in value.items())
+            elif isinstance(value, tuple):
+                shown = ",".join(value)
             elif f.name == "database_url":
                 shown = mask_url_password(value)
             else:
@@ -338,6 +378,8 @@ def _parse(f: dataclasses.Field[Any], raw: str) -> Any:
             raise ValueError(raw)
         if kind == "Mapping[str, float]":
             return parse_rate_limits(raw)
+        if kind == "tuple[str, ...]":
+            return tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
     except ValueError:
         expected = {
             "float": "a number",

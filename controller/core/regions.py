@@ -7,6 +7,7 @@ allowed by a setting, never by editing code elsewhere.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -26,6 +27,9 @@ def _region(name: str, display_name: str, zone_numbers: tuple[int, ...]) -> Regi
 REGIONS: tuple[Region, ...] = (
     _region("ap-guangzhou", "华南地区(广州)", (3, 4, 6, 7)),
     _region("ap-shanghai", "华东地区(上海)", (2, 3, 4, 5, 8)),
+    _region("ap-shanghai-fsi", "华东地区(上海金融)", (1, 2, 3)),
+    _region("ap-shenzhen-fsi", "华南地区(深圳金融)", (1, 2, 3)),
+    _region("ap-beijing-fsi", "华北地区(北京金融)", (1,)),
     _region("ap-nanjing", "华东地区(南京)", (1, 2, 3)),
     _region("ap-beijing", "华北地区(北京)", (3, 4, 5, 6, 7, 8)),
     _region("ap-chengdu", "西南地区(成都)", (1, 2)),
@@ -46,8 +50,18 @@ REGIONS: tuple[Region, ...] = (
 BY_NAME: dict[str, Region] = {r.name: r for r in REGIONS}
 
 
+# What a region's name looks like (``ap-guangzhou``, ``ap-shanghai-fsi``): for the names a user
+# adds with SPOT_CONTROLLER_EXTRA_REGIONS, so that a typo there is caught too.
+REGION_NAME_RE = re.compile(r"[a-z]+(-[a-z]+)+")
+
+
 def is_known_region(name: str) -> bool:
     return name in BY_NAME
+
+
+def known_region_names() -> tuple[str, ...]:
+    """Every region of the list, in its order (China first, as the console lists them)."""
+    return tuple(r.name for r in REGIONS)
 
 
 def region_of_zone(zone: str) -> str:

@@ -11,12 +11,14 @@ import base64
 import binascii
 import json
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from controller.core.instances import Offering
+from controller.core.regions import region_of_zone
 from controller.errors import ValidationFailed
 
 MAX_DESIRED_COUNT = 2000
@@ -62,7 +64,6 @@ SECURITY_GROUP_RE = re.compile(r"^sg-[a-z0-9]{8}$")
 VPC_RE = re.compile(r"^vpc-[a-z0-9]{8}$")
 SUBNET_RE = re.compile(r"^subnet-[a-z0-9]{8}$")
 KEY_ID_RE = re.compile(r"^skey-[a-z0-9]{8}$")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\- ]*$")
 # Plain ASCII numbers of sane length only: int() and Decimal() also read "1_0" (10), "٣" (3),
 # "NaN" and "1e-99999999" (> 0, yet formatted as "0"), which the CLI or a text value in a
 # SQLite column lets through and which are no count or price a user meant.
@@ -105,14 +106,89 @@ def _match(field_name: str, value: str, pattern: re.Pattern[str], example: str) 
     return value
 
 
+# Names as Tencent's consoles take them: letters and digits of any script (测试环境, テスト環境,
+# Übersetzung), combining accents, the ASCII space and '-', '_', '.'. Nothing else: no control
+# or format character (zero-width, bidi overrides), no other space, no symbol (emoji among them:
+# terminals disagree on their width), no punctuation that means something in a URL path, a
+# shell, SQL or a table ('/', '\\', '?', '#', '%', quotes, '|').
+NAME_PUNCTUATION = frozenset(" -_.")
+# Letters and marks that show as nothing (Hangul fillers, the combining grapheme joiner,
+# variation selectors): "web" and "web" + U+FE0F must not be two names that look the same.
+INVISIBLE = frozenset(
+    "\u115f\u1160\u3164\uffa0\u034f"
+    + "".join(map(chr, range(0x180B, 0x1810)))
+    + "".join(map(chr, range(0xFE00, 0xFE10)))
+    + "".join(map(chr, range(0xE0100, 0xE01F0)))
+)
+MAX_COMBINING_MARKS = 4  # a row of accents on one letter; more is "zalgo", taller than a line
+NAME_RULE = (
+    "may contain only letters and digits (of any language, e.g. 测试环境 or Café), "
+    "combining accents, spaces, '-', '_' and '.'"
+)
+
+
+_UNNAMED = {
+    "Cc": "a control character",
+    "Cf": "a format character",
+    "Cs": "a surrogate",
+    "Co": "a private-use character",
+    "Cn": "an unassigned code point",
+}
+
+
+def _name_character_error(ch: str) -> str | None:
+    """Why ``ch`` may not be in a name, or None if it may."""
+    if ch in NAME_PUNCTUATION:
+        return None
+    category = unicodedata.category(ch)
+    if category[0] in "LNM" and ch not in INVISIBLE:
+        return None  # a mark's placement is checked by the caller
+    label = unicodedata.name(ch, "") or f"({_UNNAMED.get(category, 'unnamed')})"
+    code = f"U+{ord(ch):04X} {label}"
+    # A visible character is shown; an invisible one (control, format, space) only by its code
+    # point: it could hide in, or reorder, the line the message is printed in.
+    shown = f"{ch!r} ({code})" if category[0] in "PS" else code
+    return f"{NAME_RULE}; {shown} is not allowed"
+
+
 def validate_name(raw: Any) -> str:
-    name = "" if raw is None else str(raw).strip()
-    if not name:
+    """An environment name, checked as it is stored (never trimmed or rewritten).
+
+    At most 60 characters (code points, as PostgreSQL counts them), in Unicode NFC so that one
+    name has one spelling (``'é'`` one character, not ``'e'`` and a combining accent).
+    """
+    name = "" if raw is None else str(raw)
+    if not name.strip():
         raise ValidationFailed("name", "must not be empty")
     if len(name) > MAX_NAME_LENGTH:
-        raise ValidationFailed("name", f"must be at most {MAX_NAME_LENGTH} characters")
-    if not NAME_RE.match(name):
-        raise ValidationFailed("name", "may contain only letters, digits, spaces, '-', '_' and '.'")
+        raise ValidationFailed(
+            "name", f"must be at most {MAX_NAME_LENGTH} characters, got {len(name)}"
+        )
+    if name != name.strip(" "):
+        raise ValidationFailed("name", "must not start or end with a space")
+    marks = 0
+    for index, ch in enumerate(name):
+        error = _name_character_error(ch)
+        if error:
+            raise ValidationFailed("name", error)
+        if unicodedata.category(ch)[0] == "M":
+            marks += 1
+            if index == 0 or unicodedata.category(name[index - 1])[0] not in "LNM":
+                raise ValidationFailed("name", "a combining accent must follow a letter or digit")
+            if marks > MAX_COMBINING_MARKS:
+                raise ValidationFailed(
+                    "name", f"at most {MAX_COMBINING_MARKS} combining accents on one letter"
+                )
+        else:
+            marks = 0
+    if unicodedata.category(name[0])[0] not in "LN":
+        raise ValidationFailed("name", "must start with a letter or digit")
+    if not unicodedata.is_normalized("NFC", name):
+        raise ValidationFailed(
+            "name",
+            "must be in composed form (Unicode NFC): write 'é' as one character, not 'e' "
+            "followed by a combining accent",
+        )
     return name
 
 
@@ -145,7 +221,7 @@ def validate_max_price(raw: Any) -> str:
 
 def validate_zone(raw: Any, region: str, field_name: str = "zone") -> str:
     zone = _match(field_name, str(raw or "").strip(), ZONE_RE, "ap-guangzhou-3")
-    if not zone.startswith(region + "-"):
+    if region_of_zone(zone) != region:
         raise ValidationFailed(field_name, f"{zone!r} is not in the region {region!r}")
     return zone
 
