@@ -16,14 +16,11 @@ timeout after the side effect safe.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
-import math
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from random import Random
 from types import MappingProxyType, TracebackType
 from typing import Any, Final, TypeVar
@@ -33,18 +30,32 @@ import anyio
 import httpx
 import structlog
 
-from controller.cloud import signing
+from controller.cloud import paging, signing
 from controller.cloud.classify import (
-    HTTP_PREFIX,
     NETWORK_CONNECT_ERROR,
     NETWORK_ERROR,
     NETWORK_TIMEOUT,
-    RESPONSE_MALFORMED,
-    RESPONSE_PAGING_RUNAWAY,
     InstanceIdsNotFound,
     classify,
 )
 from controller.cloud.ratelimit import RateLimiter
+from controller.cloud.requests import (
+    chunks,
+    filters_param,
+    inquiry_price_params,
+    run_instances_params,
+    unique,
+)
+from controller.cloud.responses import (
+    describe_http_error,
+    parse_inquiry_price,
+    parse_instances_page,
+    parse_launch,
+    parse_nothing,
+    parse_offerings,
+    parse_status,
+    read_envelope,
+)
 from controller.core.events import Event
 from controller.core.instances import Instance, LaunchRequest, LaunchResult, PoolOffering
 from controller.errors import CloudError, ValidationFailed
@@ -57,23 +68,12 @@ API_VERSION: Final = "2017-03-12"
 CONTENT_TYPE: Final = "application/json"
 #: Tencent's cap on ids per call and on ``Limit``.
 BATCH: Final = 100
-#: 200,000 instances: twice the largest fleet the controller is benchmarked with (10,000
-#: environments, 100,000 instances), so hitting it means the API is paging in circles. (It
-#: was 500 pages, 50,000 instances: a 100,000-instance sweep failed as PagingRunaway.)
-MAX_PAGES: Final = 2_000
-#: Pages of one listing in flight at once, once TotalCount is known to be trustworthy: enough
-#: to reach DescribeInstances' 40 calls/s at ~200 ms a call, few of MAX_INFLIGHT_CALLS.
-CONCURRENT_PAGES: Final = 8
 _REQUEST_CLIENT: Final = "spot-controller"
 
 _log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 JsonObject = dict[str, Any]
-
-
-class _Malformed(Exception):
-    """A success envelope whose fields are not what the API documents; never leaves the module."""
 
 
 class CvmClient:
@@ -164,8 +164,8 @@ class CvmClient:
             )
         return await self._call(
             "RunInstances",
-            _run_instances_params(request),
-            _parse_launch,
+            run_instances_params(request),
+            parse_launch,
             user_data=request.user_data,
         )
 
@@ -183,9 +183,9 @@ class CvmClient:
         if instance_ids is not None and filters is not None:
             raise ValueError("describe_instances takes instance_ids or filters, not both")
         if instance_ids is not None:
-            pages = await self._by_ids("DescribeInstances", instance_ids, _parse_instances_page)
+            pages = await self._by_ids("DescribeInstances", instance_ids, parse_instances_page)
             return [instance for _, page in pages for instance in page]
-        return await self._describe_all(_filters_param(filters or {}))
+        return await self._describe_all(filters_param(filters or {}))
 
     async def describe_instances_status(self, instance_ids: Sequence[str]) -> dict[str, str]:
         """id -> ``InstanceState`` for the ids that exist (unknown ids are simply absent).
@@ -193,20 +193,20 @@ class CvmClient:
         The cheap way to ask whether instances still exist: a small answer, and a rate limit of
         its own (40/s), apart from DescribeInstances'. Chunks of 100 ids go concurrently.
         """
-        pages = await self._by_ids("DescribeInstancesStatus", instance_ids, _parse_status)
+        pages = await self._by_ids("DescribeInstancesStatus", instance_ids, parse_status)
         return {iid: state for page in pages for iid, state in page.items()}
 
     async def _by_ids(
         self, action: str, instance_ids: Sequence[str], parse: Callable[[JsonObject], T]
     ) -> list[T]:
         """One ``action`` per 100 ids, sent concurrently; the parsed pages in order."""
-        chunks = _chunks(_unique(instance_ids, "instance_ids"), BATCH)
-        return await self._concurrently(
+        batches = chunks(unique(instance_ids, "instance_ids"), BATCH)
+        return await paging.concurrently(
             [
                 functools.partial(
                     self._call, action, {"InstanceIds": chunk, "Offset": 0, "Limit": BATCH}, parse
                 )
-                for chunk in chunks
+                for chunk in batches
             ]
         )
 
@@ -218,12 +218,12 @@ class CvmClient:
         :class:`controller.errors.InstanceNotFound` only when the error names none of the ids.
         Instances still ``PENDING`` are refused (:class:`OperationRejected`): try again later.
         """
-        for chunk in _chunks(_unique(instance_ids, "instance_ids"), BATCH):
+        for chunk in chunks(unique(instance_ids, "instance_ids"), BATCH):
             remaining = chunk
             while remaining:
                 try:
                     await self._call(
-                        "TerminateInstances", {"InstanceIds": remaining}, _parse_nothing
+                        "TerminateInstances", {"InstanceIds": remaining}, parse_nothing
                     )
                     break
                 except InstanceIdsNotFound as error:
@@ -248,8 +248,8 @@ class CvmClient:
             filters["instance-type"] = [instance_type]
         return await self._call(
             "DescribeZoneInstanceConfigInfos",
-            {"Filters": _filters_param(filters)},
-            _parse_offerings,
+            {"Filters": filters_param(filters)},
+            parse_offerings,
         )
 
     async def inquiry_price_run_instances(self, request: LaunchRequest) -> float:
@@ -258,44 +258,13 @@ class CvmClient:
         Priced for a single instance whatever ``request.count`` says: this is a unit price.
         """
         return await self._call(
-            "InquiryPriceRunInstances", _inquiry_price_params(request), _parse_inquiry_price
+            "InquiryPriceRunInstances", inquiry_price_params(request), parse_inquiry_price
         )
 
     # -- paging ----------------------------------------------------------------------------
 
     async def _describe_all(self, filters: list[JsonObject]) -> list[Instance]:
-        """Page ``Limit=100`` until ``TotalCount``, a short page, or the page cap.
-
-        Instances launched or removed between pages shift the offsets, so ids are de-duplicated;
-        a page that brings nothing new, or too many pages, means the API is not converging and
-        raises instead of looping (a truncated list must never look like "these are gone").
-        The first two pages are read one after the other; once the second confirms the
-        TotalCount of the first (full, and new), the rest is read ``CONCURRENT_PAGES`` at a
-        time under the rate limiter: 10,000 instances in 100 pages take the 1.5 s the
-        40 calls/s allow, not 100 round trips.
-        """
-        seen: dict[str, Instance] = {}
-        offset = 0
-        total = 0
-        for page_number in range(MAX_PAGES):
-            total, page = await self._describe_page(filters, offset)
-            fresh = [i for i in page if i.instance_id not in seen]
-            for instance in fresh:
-                seen[instance.instance_id] = instance
-            offset += len(page)
-            if not page or len(page) < BATCH or offset >= total:
-                return list(seen.values())
-            if not fresh:
-                break
-            if page_number == 1:
-                offset, total = await self._describe_rest(filters, offset, total, seen)
-                if offset >= total:
-                    return list(seen.values())
-        raise classify(
-            RESPONSE_PAGING_RUNAWAY,
-            f"DescribeInstances paging did not converge (TotalCount {total}, offset {offset})",
-            action="DescribeInstances",
-        )
+        return await paging.describe_all(functools.partial(self._describe_page, filters))
 
     async def _describe_page(
         self, filters: list[JsonObject], offset: int
@@ -303,68 +272,7 @@ class CvmClient:
         params: JsonObject = {"Offset": offset, "Limit": BATCH}
         if filters:
             params = {"Filters": filters, **params}
-        return await self._call("DescribeInstances", params, _parse_instances_page)
-
-    async def _describe_rest(
-        self, filters: list[JsonObject], offset: int, total: int, seen: dict[str, Instance]
-    ) -> tuple[int, int]:
-        """Pages from ``offset`` to ``total`` concurrently; returns (next offset, TotalCount).
-
-        Pages are merged in offset order, so the result is the one sequential paging gives.
-        A short or empty page ends the listing there; a TotalCount that grew meanwhile is
-        paged on by the caller.
-        """
-        offsets = list(range(offset, total, BATCH))
-        if len(offsets) > MAX_PAGES:
-            raise classify(
-                RESPONSE_PAGING_RUNAWAY,
-                f"DescribeInstances TotalCount {total} needs more than {MAX_PAGES} pages",
-                action="DescribeInstances",
-            )
-        pages = await self._concurrently(
-            [functools.partial(self._describe_page, filters, at) for at in offsets]
-        )
-        for at, (page_total, page) in zip(offsets, pages, strict=True):
-            total = max(total, page_total)
-            fresh = [i for i in page if i.instance_id not in seen]
-            for instance in fresh:
-                seen[instance.instance_id] = instance
-            offset = at + len(page)
-            if len(page) == BATCH and not fresh:
-                raise classify(
-                    RESPONSE_PAGING_RUNAWAY,
-                    f"DescribeInstances page at offset {at} repeats earlier pages",
-                    action="DescribeInstances",
-                )
-            if len(page) < BATCH:
-                return offset, offset  # the end of the listing
-        return offset, total
-
-    async def _concurrently(self, calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
-        """Run ``calls`` ``CONCURRENT_PAGES`` at a time; their results in order.
-
-        The first CloudError cancels the rest and is raised as itself (not in a group).
-        """
-        results: dict[int, T] = {}
-        failures: list[CloudError] = []
-        slots = anyio.CapacityLimiter(CONCURRENT_PAGES)
-
-        async def run(
-            index: int, call: Callable[[], Awaitable[T]], scope: anyio.CancelScope
-        ) -> None:
-            async with slots:
-                try:
-                    results[index] = await call()
-                except CloudError as error:
-                    failures.append(error)
-                    scope.cancel()
-
-        async with anyio.create_task_group() as group:
-            for index, call in enumerate(calls):
-                group.start_soon(run, index, call, group.cancel_scope)
-        if failures:
-            raise failures[0]
-        return [results[index] for index in range(len(calls))]
+        return await self._call("DescribeInstances", params, parse_instances_page)
 
     # -- one call, with retries ------------------------------------------------------------
 
@@ -435,12 +343,12 @@ class CvmClient:
             except httpx.TimeoutException as exc:
                 raise self._fault(NETWORK_TIMEOUT, type(exc).__name__, action) from None
             except httpx.ConnectError as exc:
-                message = self._scrub(_describe(exc), user_data)
+                message = self._scrub(describe_http_error(exc), user_data)
                 raise self._fault(NETWORK_CONNECT_ERROR, message, action) from None
             except httpx.HTTPError as exc:
-                message = self._scrub(_describe(exc), user_data)
+                message = self._scrub(describe_http_error(exc), user_data)
                 raise self._fault(NETWORK_ERROR, message, action) from None
-        return self._read(action, response, parse, user_data)
+        return read_envelope(action, response, parse, lambda text: self._scrub(text, user_data))
 
     def _fault(self, code: str, message: str, action: str) -> CloudError:
         return classify(code, message, action=action)
@@ -476,296 +384,10 @@ class CvmClient:
         )
         return headers
 
-    def _read(
-        self,
-        action: str,
-        response: httpx.Response,
-        parse: Callable[[JsonObject], T],
-        user_data: str | None,
-    ) -> T:
-        """Turn one HTTP answer into a value or a classified error.
-
-        API errors come with HTTP 200; any other status is a fault of the path (gateway,
-        proxy), so it is transient whatever the body says. Unlike the SDK, the body is parsed
-        whatever its Content-Type claims: an error is an error even as ``; charset=utf-8``.
-        """
-        envelope: object = None
-        with contextlib.suppress(ValueError):
-            envelope = json.loads(response.content)
-        inner = envelope.get("Response") if isinstance(envelope, dict) else None
-        request_id = None
-        if isinstance(inner, dict) and isinstance(inner.get("RequestId"), str):
-            request_id = inner["RequestId"]
-        if response.status_code != 200:
-            raise classify(
-                f"{HTTP_PREFIX}{response.status_code}",
-                f"HTTP {response.status_code} from the CVM endpoint",
-                request_id=request_id,
-                action=action,
-            )
-        if not isinstance(inner, dict):
-            raise classify(
-                RESPONSE_MALFORMED,
-                "the body is not a JSON {'Response': {...}} envelope",
-                request_id=request_id,
-                action=action,
-            )
-        error = inner.get("Error")
-        if error is not None:
-            code = error.get("Code") if isinstance(error, dict) else None
-            message = error.get("Message") if isinstance(error, dict) else None
-            if not isinstance(code, str) or not code:
-                raise classify(
-                    RESPONSE_MALFORMED,
-                    "an Error without a Code",
-                    request_id=request_id,
-                    action=action,
-                )
-            text = self._scrub(message if isinstance(message, str) else "", user_data)
-            raise classify(code, text, request_id=request_id, action=action)
-        try:
-            return parse(inner)
-        except _Malformed as exc:
-            raise classify(
-                RESPONSE_MALFORMED, str(exc), request_id=request_id, action=action
-            ) from None
-
     def _scrub(self, message: str, user_data: str | None) -> str:
         """Remove credentials and user data an error message might echo back."""
-        secrets = [
-            self._settings.secret_id,
-            self._settings.secret_key,
-            self._settings.session_token,
-        ]
-        for value in [s.reveal() for s in secrets if s] + ([user_data] if user_data else []):
+        s = self._settings
+        secrets = [x.reveal() for x in (s.secret_id, s.secret_key, s.session_token) if x]
+        for value in secrets + ([user_data] if user_data else []):
             message = message.replace(value, "***")
         return message
-
-
-# -- request bodies (field order as the SDK serialises its models) -----------------------------
-
-
-def _spot_market_options(request: LaunchRequest) -> JsonObject:
-    return {
-        "SpotOptions": {"MaxPrice": request.max_price, "SpotInstanceType": "one-time"},
-        "MarketType": "spot",
-    }
-
-
-def _placement(request: LaunchRequest) -> JsonObject:
-    placement: JsonObject = {"Zone": request.zone}
-    if request.project_id is not None:
-        placement["ProjectId"] = request.project_id
-    return placement
-
-
-def _tag_specification(request: LaunchRequest) -> list[JsonObject]:
-    tags = [{"Key": key, "Value": value} for key, value in request.tags.items()]
-    return [{"ResourceType": "instance", "Tags": tags}]
-
-
-def _optional_launch_fields(request: LaunchRequest) -> Iterator[tuple[str, Any]]:
-    """VirtualPrivateCloud ... SecurityGroupIds, shared by RunInstances and its price inquiry."""
-    if request.vpc_id is not None:
-        yield "VirtualPrivateCloud", {"VpcId": request.vpc_id, "SubnetId": request.subnet_id}
-    yield "InstanceCount", request.count
-    if request.instance_name is not None:
-        yield "InstanceName", request.instance_name
-    if request.key_ids:
-        yield "LoginSettings", {"KeyIds": list(request.key_ids)}
-    if request.security_group_ids:
-        yield "SecurityGroupIds", list(request.security_group_ids)
-
-
-def _run_instances_params(request: LaunchRequest) -> JsonObject:
-    params: JsonObject = {
-        "InstanceChargeType": "SPOTPAID",
-        "Placement": _placement(request),
-        "InstanceType": request.instance_type,
-        "ImageId": request.image_id,
-    }
-    params.update(_optional_launch_fields(request))
-    params["ClientToken"] = request.client_token
-    if request.tags:
-        params["TagSpecification"] = _tag_specification(request)
-    params["InstanceMarketOptions"] = _spot_market_options(request)
-    if request.user_data is not None:
-        params["UserData"] = request.user_data
-    return params
-
-
-def _inquiry_price_params(request: LaunchRequest) -> JsonObject:
-    """The launch's shape for ONE instance, without ClientToken and UserData.
-
-    One instance, because the answer is then the unit price whether or not Tencent multiplies
-    its prices by InstanceCount (the docs do not say; the simulator does).
-    """
-    params: JsonObject = {
-        "Placement": _placement(request),
-        "ImageId": request.image_id,
-        "InstanceChargeType": "SPOTPAID",
-        "InstanceType": request.instance_type,
-    }
-    params.update(_optional_launch_fields(request))
-    params["InstanceCount"] = 1
-    if request.tags:
-        params["TagSpecification"] = _tag_specification(request)
-    params["InstanceMarketOptions"] = _spot_market_options(request)
-    return params
-
-
-def _filters_param(filters: Mapping[str, Sequence[str]]) -> list[JsonObject]:
-    result = []
-    for name, values in filters.items():
-        if isinstance(values, str):
-            raise TypeError(f"filter {name!r}: values must be a sequence of strings, not a str")
-        result.append({"Name": name, "Values": list(values)})
-    return result
-
-
-def _unique(ids: Sequence[str], name: str) -> list[str]:
-    if isinstance(ids, str):
-        raise TypeError(f"{name} must be a sequence of ids, not a str")
-    return list(dict.fromkeys(ids))
-
-
-def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _describe(exc: httpx.HTTPError) -> str:
-    """Class and text of an httpx error; its request (and Authorization header) stay behind."""
-    text = str(exc)
-    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
-
-
-# -- response parsing ------------------------------------------------------------------------
-
-
-def _field(obj: Mapping[str, Any], key: str, kind: type[T], *, required: bool = False) -> T | None:
-    value = obj.get(key)
-    if value is None:
-        if required:
-            raise _Malformed(f"{key} is missing")
-        return None
-    if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)  # type: ignore[return-value]
-    if not isinstance(value, kind) or isinstance(value, bool) is not (kind is bool):
-        raise _Malformed(f"{key} is a {type(value).__name__}, expected {kind.__name__}")
-    return value
-
-
-def _required(obj: Mapping[str, Any], key: str, kind: type[T]) -> T:
-    value = _field(obj, key, kind, required=True)
-    assert value is not None
-    return value
-
-
-def _objects(obj: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
-    items = _field(obj, key, list) or []
-    if not all(isinstance(item, dict) for item in items):
-        raise _Malformed(f"{key} holds a non-object")
-    return items
-
-
-def _strings(obj: Mapping[str, Any], key: str) -> tuple[str, ...]:
-    items = _field(obj, key, list) or []
-    if not all(isinstance(item, str) for item in items):
-        raise _Malformed(f"{key} holds a non-string")
-    return tuple(items)
-
-
-def _whole(value: object) -> int | None:
-    """An informational count (vCPUs, GB): a fractional or odd value is unknown, not an error."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return int(value) if float(value).is_integer() else None
-
-
-def _time(value: str | None) -> datetime | None:
-    """``YYYY-MM-DDThh:mm:ssZ`` (UTC) as an aware datetime; ``None`` if absent or unreadable."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def _parse_launch(response: JsonObject) -> LaunchResult:
-    return LaunchResult(
-        instance_ids=_strings(response, "InstanceIdSet"),
-        request_id=_field(response, "RequestId", str) or "",
-    )
-
-
-def _parse_instance(item: Mapping[str, Any]) -> Instance:
-    placement = _field(item, "Placement", dict) or {}
-    tags = {}
-    for tag in _objects(item, "Tags"):
-        tags[_required(tag, "Key", str)] = _field(tag, "Value", str) or ""
-    return Instance(
-        instance_id=_required(item, "InstanceId", str),
-        state=_field(item, "InstanceState", str) or "",
-        zone=_field(placement, "Zone", str) or "",
-        instance_type=_field(item, "InstanceType", str) or "",
-        created_time=_time(_field(item, "CreatedTime", str)),
-        tags=tags,
-        image_id=_field(item, "ImageId", str),
-        instance_name=_field(item, "InstanceName", str),
-        charge_type=_field(item, "InstanceChargeType", str),
-        latest_operation_error=_field(item, "LatestOperationErrorMsg", str) or None,
-        private_ips=_strings(item, "PrivateIpAddresses"),
-    )
-
-
-def _parse_instances_page(response: JsonObject) -> tuple[int, list[Instance]]:
-    instances = [_parse_instance(item) for item in _objects(response, "InstanceSet")]
-    total = _field(response, "TotalCount", int)
-    return (len(instances) if total is None else total), instances
-
-
-def _parse_status(response: JsonObject) -> dict[str, str]:
-    return {
-        _required(item, "InstanceId", str): _field(item, "InstanceState", str) or ""
-        for item in _objects(response, "InstanceStatusSet")
-    }
-
-
-def _parse_nothing(response: JsonObject) -> None:
-    return None
-
-
-def _price(price: Mapping[str, Any]) -> float | None:
-    """The spot price of an ``ItemPrice``: the discounted one when Tencent gives it."""
-    discounted = _field(price, "UnitPriceDiscount", float)
-    return discounted if discounted is not None else _field(price, "UnitPrice", float)
-
-
-def _parse_offerings(response: JsonObject) -> list[PoolOffering]:
-    offerings = []
-    for item in _objects(response, "InstanceTypeQuotaSet"):
-        price = _field(item, "Price", dict)
-        offerings.append(
-            PoolOffering(
-                zone=_required(item, "Zone", str),
-                instance_type=_required(item, "InstanceType", str),
-                status=_field(item, "Status", str) or "",
-                status_category=_field(item, "StatusCategory", str),
-                unit_price=None if price is None else _price(price),
-                cpu=_whole(item.get("Cpu")),
-                memory=_whole(item.get("Memory")),
-            )
-        )
-    return offerings
-
-
-def _parse_inquiry_price(response: JsonObject) -> float:
-    price = _field(response, "Price", dict) or {}
-    instance_price = _field(price, "InstancePrice", dict)
-    value = None if instance_price is None else _price(instance_price)
-    if value is None or not math.isfinite(value):
-        raise _Malformed("Price.InstancePrice has no unit price")
-    return value
