@@ -43,6 +43,7 @@ class Event(StrEnum):
     PASS_FAILED = "pass_failed"
     RECORD_FAILED = "record_failed"
     RELOAD_DEFERRED = "reload_deferred"  # debug
+    NODE_RECORD_RESTORED = "node_record_restored"
     # launches
     LAUNCH_REQUESTED = "launch_requested"
     LAUNCH_SUCCEEDED = "launch_succeeded"

@@ -8,18 +8,22 @@ the records; the pass then reloads from the records and waits for a fresh sweep.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from controller.core.events import Event
 from controller.core.instances import Instance
 from controller.core.launches import LaunchIntent, LaunchOutcome
+from controller.core.model import CREATE_NODE, ActivityRecord, Node, NodeState
 from controller.core.transitions import Effects
 from controller.logs import get_logger
 from controller.reconcile.fleet import FleetState
 from controller.store.store import Store
 
 log = get_logger()
+
+RESTORED_CAUSE = "restored: the record of this live instance was deleted outside the controller"
 
 
 class Ledger:
@@ -31,6 +35,39 @@ class Ledger:
         nodes, pending = await self.store.load_state()
         self._fleet.load(nodes, pending)
         log.info(Event.STATE_LOADED, nodes=len(self._fleet.nodes), pending_launches=len(pending))
+
+    async def restore_missing(self, now: datetime) -> list[Node]:
+        """Rewrite the rows of live nodes deleted by hand, from memory; the nodes restored.
+
+        Cheap when nothing is missing: one grouped count. Memory is never ahead of the
+        records, so an environment with fewer live rows than live nodes in memory has lost
+        rows (or a write is landing right now: only nodes with no row at all are restored).
+        """
+        in_memory: dict[str, list[Node]] = defaultdict(list)
+        for node in self._fleet.nodes.values():
+            in_memory[node.env_id].append(node)
+        counts = await self.store.live_node_counts()
+        short = [env for env, nodes in in_memory.items() if counts.get(env, 0) < len(nodes)]
+        if not short:
+            return []
+        candidates = [n for env in short for n in in_memory[env]]
+        present = await self.store.existing_node_ids([n.id for n in candidates])
+        missing = [n for n in candidates if n.id not in present]
+        if missing:
+            activities = [
+                ActivityRecord(
+                    n.env_id,
+                    CREATE_NODE,
+                    "SUCCEED" if n.state == NodeState.RUNNING else "PROCESSING",
+                    RESTORED_CAUSE,
+                    node_id=n.id,
+                    instance_id=n.instance_id,
+                    ended=n.state == NodeState.RUNNING,
+                )
+                for n in missing
+            ]
+            await self.store.record_changes(new_nodes=missing, new_activities=activities, now=now)
+        return missing
 
     def expire(self, now: datetime) -> None:
         """Instances ended long enough ago that no sweep shows them any more."""

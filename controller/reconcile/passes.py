@@ -88,6 +88,7 @@ class Passes:
         )
         self.stats = PassStats()
         self.needs_reload = False  # a write failed: memory may be ahead of the records
+        self._audited_at: float | None = None  # when the records were last checked (monotonic)
 
     async def loop(self, stop: anyio.Event) -> None:
         s = self.settings
@@ -144,6 +145,12 @@ class Passes:
             )
             await p.statuses.write(reports, now, p.desired.specs, p.desired.names)
             return None
+        if (
+            self._audited_at is None
+            or started - self._audited_at >= self.settings.resync_interval_s
+        ):
+            self._audited_at = started
+            await self._restore_missing_records(now)
         if not p.wakeup.due(started):
             # Nothing a plan reads has changed: the plan would be the last one again. (A plan
             # of 100,000 nodes every second was most of the daemon's CPU when idle.)
@@ -216,6 +223,19 @@ class Passes:
         for order in plan.terminations:
             p.launcher.terminate(order.instance_ids, order.reason)
         await p.statuses.write(plan.statuses, now, p.desired.specs, p.desired.names)
+
+    async def _restore_missing_records(self, now: datetime) -> None:
+        """Once a resync interval: rows of live nodes deleted by hand are written again, so
+        every alive instance keeps a live record (nothing is launched or terminated for it)."""
+        for node in await self.p.ledger.restore_missing(now):
+            log.warning(
+                Event.NODE_RECORD_RESTORED,
+                env=self.p.desired.name(node.env_id),
+                env_id=node.env_id,
+                node_id=node.id,
+                instance_ids=[node.instance_id] if node.instance_id else [],
+                state=node.state.value,
+            )
 
     def _expire(self, now: datetime) -> None:
         self.p.ledger.expire(now)

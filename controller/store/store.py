@@ -457,6 +457,27 @@ class Store:
             ]
         return nodes, pending
 
+    async def live_node_counts(self) -> dict[str, int]:
+        """Rows not ENDED per environment: one grouped count, to check memory against."""
+        c = compute_nodes.c
+        stmt = (
+            sa.select(c.env_id, sa.func.count())
+            .where(c.state != NodeState.ENDED.value)
+            .group_by(c.env_id)
+        )
+        async with self._tx() as conn:
+            return {row[0]: int(row[1]) for row in await self._execute(conn, stmt)}
+
+    async def existing_node_ids(self, node_ids: Sequence[str]) -> set[str]:
+        """Which of these node ids have a row, whatever its state."""
+        found: set[str] = set()
+        async with self._tx() as conn:
+            for start in range(0, len(node_ids), 500):
+                chunk = list(node_ids[start : start + 500])
+                stmt = sa.select(compute_nodes.c.id).where(compute_nodes.c.id.in_(chunk))
+                found.update(row[0] for row in await self._execute(conn, stmt))
+        return found
+
     async def record_launch_intents(
         self, intents: Sequence[tuple[Launch, Sequence[Node], str]]
     ) -> None:

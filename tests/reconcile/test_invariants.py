@@ -16,7 +16,8 @@ from controller.core.model import EndReason, NodeState
 from controller.core.plan import LaunchOrder
 from controller.errors import LeaseLost
 from controller.ids import new_node_id
-from controller.store.schema import controller_leases
+from controller.reconcile.ledger import RESTORED_CAUSE
+from controller.store.schema import activities, compute_nodes, controller_leases
 from tests.support.engine import EngineRig, engine_rig
 
 
@@ -202,3 +203,42 @@ async def test_probe_findings_are_merged_only_when_newer_than_the_sweep(
         taken = observer.take()
         assert taken is observer.observation
         assert observer.take() is None  # nothing new since
+
+
+async def test_a_hand_deleted_node_row_is_restored_and_nothing_is_launched(
+    database_url: str,
+) -> None:
+    async with engine_rig(database_url) as rig:
+        await rig.create_env(2)
+        await _converge(rig)
+        calls = await rig.run_instances_calls()
+        alive = sorted(i["InstanceId"] for i in await rig.alive())
+        victim = next(iter(rig.engine.fleet.nodes.values()))
+        async with rig.store.engine.begin() as conn:
+            await conn.execute(sa.delete(activities).where(activities.c.node_id == victim.id))
+            await conn.execute(sa.delete(compute_nodes).where(compute_nodes.c.id == victim.id))
+
+        rig.clock.advance(rig.engine.settings.resync_interval_s + 0.01)
+        await rig.run_pass()
+
+        async with rig.store.engine.connect() as conn:
+            row = (
+                await conn.execute(sa.select(compute_nodes).where(compute_nodes.c.id == victim.id))
+            ).one()
+            restored = (
+                await conn.execute(sa.select(activities).where(activities.c.node_id == victim.id))
+            ).all()
+        assert (row.state, row.instance_id, row.env_id) == (
+            victim.state.value,
+            victim.instance_id,
+            victim.env_id,
+        )
+        assert [a.cause for a in restored] == [RESTORED_CAUSE]
+        assert await rig.run_instances_calls() == calls
+        assert sorted(i["InstanceId"] for i in await rig.alive()) == alive
+
+        # Checked once a resync interval, and only rows that are gone are written.
+        rig.journal.clear()
+        await rig.sweep()
+        await rig.run_pass()
+        assert rig.events("changes") in ([], [[]])
