@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -549,19 +549,6 @@ class Sampler:
             "terminating": [s.terminating for s in kept],
             "controller_running": [s.controller_running for s in kept],
         }
-
-
-async def wait_for(
-    check: Callable[[], Awaitable[bool]], *, timeout_s: float, interval_s: float, what: str
-) -> float:
-    """Poll ``check`` until true; return the wall-clock time it first held."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if await check():
-            return time.time()
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout_s:g} s waiting for {what}")
-        await anyio.sleep(interval_s)
 
 
 # ---- the process's own resources -----------------------------------------------------------

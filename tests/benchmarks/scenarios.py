@@ -22,6 +22,7 @@ from controller.logs import get_logger
 from controller.settings import DEFAULT_RATE_LIMITS
 from tests.benchmarks import floors, rig
 from tests.benchmarks.report import Figure, Target
+from tests.support.polling import eventually, holds
 
 _log = get_logger()
 
@@ -182,17 +183,17 @@ class _Session:
 
     async def wait_observed(self) -> None:
         view = self.daemon.engine.view
-        await rig.wait_for(
-            lambda: _true(view.observed and view.passes > 0),
-            timeout_s=30,
+        await eventually(
+            lambda: holds(view.observed and view.passes > 0),
+            within_s=30,
             interval_s=0.02,
             what="the first sweep",
         )
 
     async def wait_ready(self, envs: int, timeout_s: float) -> float:
-        return await rig.wait_for(
+        return await eventually(
             lambda: _eq(self.sql.ready(), envs),
-            timeout_s=timeout_s,
+            within_s=timeout_s,
             interval_s=0.1,
             what=f"{envs} environments READY",
         )
@@ -203,18 +204,14 @@ class _Session:
             by_state = stats.get("alive_by_state", {})
             return by_state.get("RUNNING", 0) == running and stats.get("alive", 0) == running
 
-        return await rig.wait_for(
-            done, timeout_s=timeout_s, interval_s=interval_s, what=f"{running} RUNNING"
+        return await eventually(
+            done, within_s=timeout_s, interval_s=interval_s, what=f"{running} RUNNING"
         )
 
     def simulator_description(self) -> str:
         if self.opts.simulator_mode == "thread":
             return "in-process (uvicorn thread of the benchmark process), over loopback HTTP"
         return "separate process (spot-controller simulator serve), over loopback HTTP"
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 async def _eq(value: Any, expected: int) -> bool:
@@ -553,7 +550,7 @@ async def _reaction_group(opts: RunOptions) -> dict[str, Any]:
                 stats = await s.cloud.stats()
                 return bool(stats["calls"].get("RunInstances", 0) > before)
 
-            await rig.wait_for(launched, timeout_s=30, interval_s=0.02, what="RunInstances")
+            await eventually(launched, within_s=30, interval_s=0.02, what="RunInstances")
             at = (await s.cloud.stats())["last_call_at"]["RunInstances"]
             delays.append(at - t0)
         p50 = floors.percentile(delays, 50)

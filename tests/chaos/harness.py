@@ -279,16 +279,6 @@ class Ground:
         )
 
 
-def wait_until(check: Any, within_s: float) -> float | None:
-    """Seconds until ``check()`` held, or None if it did not within ``within_s``."""
-    start = time.monotonic()
-    while time.monotonic() - start < within_s:
-        if check():
-            return time.monotonic() - start
-        time.sleep(0.25)
-    return None
-
-
 def chaos_rng() -> tuple[int, random.Random]:
     seed = int(os.environ.get("SPOT_CONTROLLER_CHAOS_SEED") or random.randrange(1, 10**6))
     return seed, random.Random(seed)

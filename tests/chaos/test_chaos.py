@@ -27,8 +27,8 @@ from tests.chaos.harness import (
     chaos_rng,
     convergence_bound_s,
     daemon_env,
-    wait_until,
 )
+from tests.support.polling import wait_until
 
 DURATION_S = float(os.environ.get("SPOT_CONTROLLER_CHAOS_DURATION_S", "25"))
 OVERPROVISION_WINDOW_S = 15.0

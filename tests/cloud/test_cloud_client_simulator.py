@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -32,6 +32,7 @@ from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY, Setti
 from controller.simulator import FaultsConfig, Simulator, SimulatorConfig
 from controller.simulator.server import background_server
 from tests.cloud.cloud_fakes import SECRET_ID, SECRET_KEY, make_settings
+from tests.support.polling import eventually
 
 ZONE = "ap-guangzhou-3"
 TYPE = "S5.MEDIUM4"  # 0.10 CNY/hour in ZONE in the default market
@@ -127,15 +128,6 @@ async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
         yield opened
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], timeout_s: float = 5.0) -> None:
-    """Poll the simulator (it has no push) until ``check`` holds, within a deadline."""
-    with anyio.fail_after(timeout_s):
-        while True:
-            if await check():
-                return
-            await anyio.sleep(0.02)
-
-
 # -- every action ---------------------------------------------------------------------------
 
 
@@ -163,7 +155,7 @@ async def test_every_action_round_trips(rig: Rig) -> None:
             states = await client.describe_instances_status(ids)
             return set(states) == set(ids) and set(states.values()) == {"RUNNING"}
 
-        await wait_for(all_running)
+        await eventually(all_running, within_s=5, interval_s=0.02)
 
         found = await client.describe_instances(instance_ids=ids)
         assert sorted(i.instance_id for i in found) == sorted(ids)
@@ -181,7 +173,7 @@ async def test_every_action_round_trips(rig: Rig) -> None:
         async def all_gone() -> bool:
             return await client.describe_instances(instance_ids=ids) == []
 
-        await wait_for(all_gone)
+        await eventually(all_gone, within_s=5, interval_s=0.02)
         assert client.stats.keys() == {
             ("DescribeZoneInstanceConfigInfos", "OK"),
             ("InquiryPriceRunInstances", "OK"),
@@ -201,7 +193,7 @@ async def test_terminate_skips_ids_already_gone(rig: Rig) -> None:
         async def running() -> bool:
             return set((await client.describe_instances_status(ids)).values()) == {"RUNNING"}
 
-        await wait_for(running)
+        await eventually(running, within_s=5, interval_s=0.02)
         await client.terminate_instances([*ids, "ins-zzzzzzzz"])
         await client.terminate_instances(["ins-yyyyyyyy"])
     states = {i["InstanceId"]: i["InstanceState"] for i in await rig.instances()}

@@ -11,7 +11,8 @@ from controller.cloud.client import CvmClient
 from controller.reconcile.engine import Engine
 from controller.store.database import create_engine
 from controller.store.store import Store
-from tests.support.world import World, eventually, running_engine, settings_for
+from tests.support.polling import eventually
+from tests.support.world import World, running_engine, settings_for
 
 SEED = {
     "name": "web",

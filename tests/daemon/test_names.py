@@ -19,7 +19,8 @@ from controller.core.model import ENV_TAG
 from controller.store.store import Store
 from tests.reliability.fleet import insert_row
 from tests.reliability.helpers import run_cli
-from tests.support.world import World, eventually, running_engine, settings_for
+from tests.support.polling import eventually
+from tests.support.world import World, running_engine, settings_for
 
 ROW = {
     "zone": "ap-guangzhou-3",

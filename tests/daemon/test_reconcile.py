@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from controller.core.model import TOKEN_TAG, NodeState
 from controller.errors import StoreError
 from controller.store.store import Store
-from tests.support.world import World, eventually, running_engine, settings_for
+from tests.support.polling import eventually, holds
+from tests.support.world import World, converged, running_engine, settings_for
 
 SEED = {
     "name": "web",
@@ -37,21 +38,6 @@ async def _row(store: Store, name: str) -> dict[str, Any]:
     return row
 
 
-async def _true(value: bool) -> bool:
-    return value
-
-
-async def _converged(world: World, store: Store, env_id: str, n: int) -> bool:
-    row = await store.get_environment(env_id)
-    return (
-        await world.running(env_id) == n
-        and len(await world.alive(env_id)) == n
-        and row is not None
-        and row["status"] == "READY"
-        and row["running_count"] == n
-    )
-
-
 async def test_converges_from_zero_and_records_everything(
     database_url: str, sim_url: str, world: World
 ) -> None:
@@ -60,7 +46,7 @@ async def test_converges_from_zero_and_records_everything(
     try:
         env = await _env(store)
         async with running_engine(settings, store):
-            await eventually(lambda: _converged(world, store, env["id"], 3), what="3 running")
+            await eventually(lambda: converged(world, store, env["id"], 3), what="3 running")
         alive = await world.alive(env["id"])
         nodes = await store.list_nodes(env["id"])
         assert {n["instance_id"] for n in nodes} == {i["InstanceId"] for i in alive}
@@ -85,14 +71,14 @@ async def test_reclaimed_and_released_instances_are_replaced(
     try:
         env = await _env(store, desired_count=4)
         async with running_engine(settings, store):
-            await eventually(lambda: _converged(world, store, env["id"], 4), what="4 running")
+            await eventually(lambda: converged(world, store, env["id"], 4), what="4 running")
             first = [i["InstanceId"] for i in await world.alive(env["id"])]
             await world.admin("POST", "reclaim", {"instance_ids": first[:2]})
             await world.admin("POST", "release", {"instance_ids": first[2:3]})
 
             async def replaced() -> bool:
                 alive = {i["InstanceId"] for i in await world.alive(env["id"])}
-                return not (alive & set(first[:3])) and await _converged(world, store, env["id"], 4)
+                return not (alive & set(first[:3])) and await converged(world, store, env["id"], 4)
 
             await eventually(replaced, what="3 replacements")
         nodes = {n["instance_id"]: n for n in await store.list_nodes(env["id"])}
@@ -130,21 +116,21 @@ async def test_replacement_launched_before_a_failed_record_of_the_ending_is_not_
     try:
         env = await _env(store, desired_count=3)
         async with running_engine(settings, store) as engine:
-            await eventually(lambda: _converged(world, store, env["id"], 3), what="3 running")
+            await eventually(lambda: converged(world, store, env["id"], 3), what="3 running")
             monkeypatch.setattr(Store, "record_changes", fail_once_on_an_ending)
             first = [i["InstanceId"] for i in await world.alive(env["id"])]
             await world.admin("POST", "release", {"instance_ids": first[:1]})
 
             async def replaced() -> bool:
                 alive = {i["InstanceId"] for i in await world.alive(env["id"])}
-                return first[0] not in alive and await _converged(world, store, env["id"], 3)
+                return first[0] not in alive and await converged(world, store, env["id"], 3)
 
             await eventually(replaced, what="the released instance replaced once")
-            await eventually(lambda: _true(bool(failed)), what="the injected failure")
+            await eventually(lambda: holds(bool(failed)), what="the injected failure")
             # Two more sweeps and their passes: the reload must not launch or end anything more.
             later = anyio.current_time() + 2 * settings.resync_interval_s
             await eventually(
-                lambda: _true((engine.view.last_sweep_at or 0.0) > later),
+                lambda: holds((engine.view.last_sweep_at or 0.0) > later),
                 what="two more sweeps",
             )
         assert failed == [1]
@@ -175,14 +161,14 @@ async def test_probe_replaces_a_reclaimed_instance_before_the_next_sweep(
     try:
         env = await _env(store, desired_count=3)
         async with running_engine(settings, store, probe_share=1000.0) as engine:
-            await eventually(lambda: _converged(world, store, env["id"], 3), what="3 running")
+            await eventually(lambda: converged(world, store, env["id"], 3), what="3 running")
             assert engine.view.probe_interval() == pytest.approx(0.1)
             victim = (await world.alive(env["id"]))[0]["InstanceId"]
             await world.admin("POST", "reclaim", {"instance_ids": [victim]})
 
             async def replaced() -> bool:
                 alive = {i["InstanceId"] for i in await world.alive(env["id"])}
-                return victim not in alive and await _converged(world, store, env["id"], 3)
+                return victim not in alive and await converged(world, store, env["id"], 3)
 
             await eventually(replaced, within_s=10, what="the reclaimed instance replaced")
             gone = {i["InstanceId"]: i["InstanceState"] for i in await world.instances()}
@@ -207,7 +193,7 @@ async def test_postgres_notification_starts_a_pass_without_waiting_for_the_poll(
     try:
         env = await _env(store, desired_count=1)
         async with running_engine(settings, store):
-            await eventually(lambda: _converged(world, store, env["id"], 1), what="1 running")
+            await eventually(lambda: converged(world, store, env["id"], 1), what="1 running")
             async with store.engine.begin() as conn:
                 await conn.execute(
                     sa.text("UPDATE compute_environments SET desired_count = 3 WHERE id = :id"),
@@ -235,7 +221,7 @@ async def test_a_plain_sql_change_is_read_at_the_next_poll_not_the_next_resync(
     try:
         env = await _env(store, desired_count=1)
         async with running_engine(settings, store):
-            await eventually(lambda: _converged(world, store, env["id"], 1), what="1 running")
+            await eventually(lambda: converged(world, store, env["id"], 1), what="1 running")
             async with store.engine.begin() as conn:
                 await conn.execute(
                     sa.text("UPDATE compute_environments SET desired_count = 3 WHERE id = :id"),
@@ -259,7 +245,7 @@ async def test_scale_up_down_and_to_zero_follow_sql_updates(
     try:
         env = await _env(store, desired_count=2)
         async with running_engine(settings, store):
-            await eventually(lambda: _converged(world, store, env["id"], 2), what="2 running")
+            await eventually(lambda: converged(world, store, env["id"], 2), what="2 running")
             for desired in (5, 1, 0):
                 async with store.engine.begin() as conn:
                     await conn.execute(
@@ -269,7 +255,7 @@ async def test_scale_up_down_and_to_zero_follow_sql_updates(
                         {"n": desired},
                     )
                 await eventually(
-                    lambda d=desired: _converged(world, store, env["id"], d),
+                    lambda d=desired: converged(world, store, env["id"], d),
                     what=f"{desired} running",
                 )
         stats = await world.stats()
@@ -287,14 +273,14 @@ async def test_deleting_an_environment_terminates_its_instances_and_keeps_histor
         env = await _env(store, desired_count=2)
         other = await _env(store, name="other", desired_count=1)
         async with running_engine(settings, store):
-            await eventually(lambda: _converged(world, store, env["id"], 2), what="2 running")
+            await eventually(lambda: converged(world, store, env["id"], 2), what="2 running")
             await store.delete_environment("web")
 
             async def gone() -> bool:
                 return await world.alive(env["id"]) == []
 
             await eventually(gone, what="instances of the deleted env terminated")
-            await eventually(lambda: _converged(world, store, other["id"], 1), what="other")
+            await eventually(lambda: converged(world, store, other["id"], 1), what="other")
         nodes = await store.list_nodes(env["id"])
         assert {n["end_reason"] for n in nodes} == {"env_deleted"}
         assert len(await store.list_activities(env["id"])) == 4  # 2 creates + 2 terminates
@@ -327,7 +313,7 @@ async def test_sold_out_pool_backs_off_and_recovers(
                 "market",
                 {"zone": "ap-guangzhou-3", "instance_type": "S2.MEDIUM4", "stock": 100},
             )
-            await eventually(lambda: _converged(world, store, env["id"], 2), what="recovery")
+            await eventually(lambda: converged(world, store, env["id"], 2), what="recovery")
     finally:
         await store.close()
 
@@ -354,7 +340,7 @@ async def test_bid_below_market_succeeds_when_price_drops(
                 "market",
                 {"zone": "ap-guangzhou-3", "instance_type": "S2.MEDIUM4", "price": 0.3},
             )
-            await eventually(lambda: _converged(world, store, env["id"], 1), what="launch")
+            await eventually(lambda: converged(world, store, env["id"], 1), what="launch")
     finally:
         await store.close()
 
@@ -370,7 +356,7 @@ async def test_second_instance_type_takes_over_when_first_is_sold_out(
         )
         env = await _env(store, desired_count=3, fallback_instance_types="S5.MEDIUM4")
         async with running_engine(settings, store):
-            await eventually(lambda: _converged(world, store, env["id"], 3), what="fallback")
+            await eventually(lambda: converged(world, store, env["id"], 3), what="fallback")
         assert {i["InstanceType"] for i in await world.alive(env["id"])} == {"S5.MEDIUM4"}
     finally:
         await store.close()
@@ -390,7 +376,7 @@ async def test_invalid_row_next_to_valid_one(database_url: str, sim_url: str, wo
                 )
             )
         async with running_engine(settings, store):
-            await eventually(lambda: _converged(world, store, env["id"], 1), what="valid env")
+            await eventually(lambda: converged(world, store, env["id"], 1), what="valid env")
 
             async def flagged() -> bool:
                 return (await _row(store, "broken"))["status"] == "INVALID"
@@ -413,7 +399,7 @@ async def test_restart_mid_launch_leaves_no_duplicate_and_no_untracked_instance(
     try:
         env = await _env(store, desired_count=0)
         async with running_engine(settings, store) as engine:
-            await eventually(lambda: _true(engine.view.observed), what="first sweep")
+            await eventually(lambda: holds(engine.view.observed), what="first sweep")
             await world.admin("PUT", "faults", {"timeout_rate": 1.0})
             await store.update_environment("web", {"desired_count": 3}, REGION)
 
@@ -423,7 +409,7 @@ async def test_restart_mid_launch_leaves_no_duplicate_and_no_untracked_instance(
             await eventually(launched_blind, what="instances launched while answers hang")
         await world.admin("PUT", "faults", {"timeout_rate": 0.0, "describe_lag_s": 1.0})
         async with running_engine(settings, store):
-            await eventually(lambda: _converged(world, store, env["id"], 3), what="recovery")
+            await eventually(lambda: converged(world, store, env["id"], 3), what="recovery")
         stats = await world.stats()
         assert stats["launched_total"] == 3  # the same token never launched twice
         alive = {i["InstanceId"] for i in await world.alive()}

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 
 from controller.store.store import Store
 from tests.conftest import _pg_admin_dsn
-from tests.support.world import World, eventually, running_engine, settings_for
+from tests.support.polling import eventually
+from tests.support.world import World, running_engine, settings_for
 
 SEED = {
     "name": "web",

@@ -13,9 +13,10 @@ import pytest
 
 from controller.store.store import Store
 from tests.conftest import _pg_admin, _pg_url_for
-from tests.reliability.fleet import HEALTHY, Fleet, connected, converged, daemon_environ
+from tests.reliability.fleet import HEALTHY, Fleet, connected, daemon_environ
 from tests.reliability.helpers import running_daemon
-from tests.support.world import eventually, fast_simulator, simulator_server
+from tests.support.polling import eventually
+from tests.support.world import converged, fast_simulator, simulator_server
 
 REGION = "ap-guangzhou"
 # The CLI cases' database: two environments and nothing else.
@@ -67,7 +68,7 @@ def fleet(
             async def started() -> None:
                 async with connected(fleet) as (store, world):
                     await eventually(
-                        lambda: converged(world, store, "healthy", healthy_id, 1),
+                        lambda: converged(world, store, healthy_id, 1),
                         within_s=30,
                         what="the healthy environment at start",
                     )

@@ -125,16 +125,3 @@ async def set_desired(store: Store, env_id: str, desired: int) -> None:
     await execute(
         store, f"UPDATE compute_environments SET desired_count = {desired} WHERE id = '{env_id}'"
     )
-
-
-async def converged(world: World, store: Store, name: str, env_id: str, desired: int) -> bool:
-    """Ground truth and status agree: ``desired`` running, nothing else alive, READY."""
-    alive = await world.alive(env_id)
-    row = await status_of(store, name)
-    return (
-        len(alive) == desired
-        and all(i["InstanceState"] == "RUNNING" for i in alive)
-        and row is not None
-        and row["status"] == "READY"
-        and row["running_count"] == desired
-    )

@@ -34,7 +34,6 @@ from tests.reliability.fleet import (
     HEALTHY,
     Fleet,
     connected,
-    converged,
     execute,
     insert_row,
     set_desired,
@@ -42,7 +41,8 @@ from tests.reliability.fleet import (
     user_rows,
 )
 from tests.reliability.helpers import one_line_error, run_cli
-from tests.support.world import World, eventually
+from tests.support.polling import eventually
+from tests.support.world import World, converged
 
 REGION = "ap-guangzhou"
 BASE_ROW = {k: v for k, v in HEALTHY.items() if k != "name"}
@@ -503,7 +503,7 @@ async def test_bad_row(fleet: Fleet, case_id: str, case: BadRow) -> None:
 
         # (b) the healthy environment still scales, without losing what it had.
         await eventually(
-            lambda: converged(world, store, "healthy", fleet.healthy_id, desired),
+            lambda: converged(world, store, fleet.healthy_id, desired),
             within_s=10,
             what=f"healthy at {desired}",
         )
@@ -517,9 +517,7 @@ async def test_running_environment_made_invalid_keeps_its_instances(fleet: Fleet
         env = await store.create_environment(
             {**HEALTHY, "name": "victim", "desired_count": 2}, REGION
         )
-        await eventually(
-            lambda: converged(world, store, "victim", env["id"], 2), within_s=10, what="victim"
-        )
+        await eventually(lambda: converged(world, store, env["id"], 2), within_s=10, what="victim")
         running = {i["InstanceId"] for i in await world.alive(env["id"])}
 
         await execute(
@@ -532,7 +530,7 @@ async def test_running_environment_made_invalid_keeps_its_instances(fleet: Fleet
         desired = int(before[fleet.healthy_id]["desired_count"]) + 1
         await set_desired(store, fleet.healthy_id, desired)
         await eventually(
-            lambda: converged(world, store, "healthy", fleet.healthy_id, desired),
+            lambda: converged(world, store, fleet.healthy_id, desired),
             within_s=10,
             what=f"healthy at {desired}",
         )
@@ -547,7 +545,5 @@ async def test_running_environment_made_invalid_keeps_its_instances(fleet: Fleet
             store,
             f"UPDATE compute_environments SET image_id = 'img-pmqg1cw7' WHERE id = '{env['id']}'",
         )
-        await eventually(
-            lambda: converged(world, store, "victim", env["id"], 2), within_s=10, what="fixed"
-        )
+        await eventually(lambda: converged(world, store, env["id"], 2), within_s=10, what="fixed")
         assert {i["InstanceId"] for i in await world.alive(env["id"])} == running

@@ -6,8 +6,7 @@ Assertions read the simulator's ground truth (``/_sim/instances``) and the datab
 from __future__ import annotations
 
 import dataclasses
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
@@ -124,14 +123,14 @@ async def running_engine(settings: Settings, store: Store, **options: Any) -> As
                 tg.cancel_scope.deadline = anyio.current_time() + 15  # bounded graceful stop
 
 
-async def eventually(
-    check: Callable[[], Awaitable[bool]], *, within_s: float = 20.0, what: str = ""
-) -> None:
-    """Poll ``check`` until it holds; fail with ``what`` after ``within_s`` seconds."""
-    deadline = time.monotonic() + within_s
-    while True:
-        if await check():
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within_s} s waiting for {what}")
-        await anyio.sleep(0.05)
+async def converged(world: World, store: Store, env_id: str, desired: int) -> bool:
+    """Ground truth and the row agree: ``desired`` alive, all RUNNING, the row READY."""
+    alive = await world.alive(env_id)
+    row = await store.get_environment(env_id)
+    return (
+        len(alive) == desired
+        and all(i["InstanceState"] == "RUNNING" for i in alive)
+        and row is not None
+        and row["status"] == "READY"
+        and row["running_count"] == desired
+    )
