@@ -73,7 +73,7 @@ def build_app(sim: Simulator) -> Starlette:
 def answer_call(world: World, action: str, headers: Headers, body: bytes) -> Answer:
     """Run one API call against ``world`` and build Tencent's envelope around the result."""
     now = world.now
-    request_id = world.new_uuid()
+    request_id = world.new_request_id()
     response: dict[str, Any]
     try:
         config = world.config
@@ -82,10 +82,7 @@ def answer_call(world: World, action: str, headers: Headers, body: bytes) -> Ans
         region = _check_headers(world, action, headers)
         if not world.faults.admit(action, now):
             world.stats.faults["throttled"] += 1
-            raise ApiError(
-                "RequestLimitExceeded",
-                f"Your current request times exceeds the limit of {action}, please retry later.",
-            )
+            raise ApiError("RequestLimitExceeded", world.faults.throttled_message(action))
         if world.faults.roll_error(world.rng):
             world.stats.faults["error"] += 1
             raise ApiError("InternalError", "An internal error occurred, please retry later.")

@@ -13,16 +13,22 @@ import itertools
 import math
 import random
 import string
-import time
 import uuid
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from controller.errors import ValidationFailed
 from controller.simulator import commands
 from controller.simulator.config import SimulatorConfig
 from controller.simulator.errors import ApiError
 from controller.simulator.faults import Faults
+from controller.simulator.instance import (
+    EndReason,
+    Instance,
+    LaunchSpec,
+    State,
+    format_time,
+    instance_names,
+)
 from controller.simulator.market import (
     DEFAULT_QUOTA,
     DEFAULT_STOCK,
@@ -34,125 +40,10 @@ from controller.simulator.market import (
 from controller.simulator.stats import Stats
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
-DEFAULT_INSTANCE_NAME = "未命名"  # Tencent's default name ("Unnamed")
 LAUNCH_FAILED_MESSAGE = (
     "ResourceInsufficient.SpecifiedInstanceType: the spot instance could not be created "
     "because the stock of the specified instance type was exhausted during creation."
 )
-
-
-class State(StrEnum):
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    LAUNCH_FAILED = "LAUNCH_FAILED"
-    TERMINATING = "TERMINATING"
-    TERMINATED = "TERMINATED"  # gone: only the admin view shows it
-
-
-class EndReason(StrEnum):
-    TERMINATED = "terminated"
-    RECLAIMED = "reclaimed"
-    RELEASED = "released"
-
-
-def format_time(seconds: float) -> str:
-    """Tencent's ``YYYY-MM-DDThh:mm:ssZ`` (UTC)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
-
-
-@dataclass(frozen=True)
-class LaunchSpec:
-    """A RunInstances request once its parameters are known to be well formed."""
-
-    region: str
-    zone: str
-    instance_type: str
-    image_id: str
-    count: int = 1
-    min_count: int | None = None
-    name: str | None = None
-    charge_type: str = "SPOTPAID"
-    max_price: float | None = None
-    tags: tuple[tuple[str, str], ...] = ()
-    client_token: str | None = None
-    security_group_ids: tuple[str, ...] = ()
-    vpc_id: str = ""
-    subnet_id: str = ""
-    key_ids: tuple[str, ...] = ()
-    dry_run: bool = False
-
-
-@dataclass
-class Instance:
-    """One instance, alive or gone; times are simulator clock seconds."""
-
-    instance_id: str
-    seq: int
-    zone: str
-    instance_type: str
-    image_id: str
-    name: str
-    charge_type: str
-    max_price: float | None
-    price: float
-    tags: dict[str, str]
-    created_at: float
-    client_token: str | None
-    cpu: int
-    memory: int
-    private_ip: str
-    uuid: str
-    security_group_ids: tuple[str, ...]
-    vpc_id: str
-    subnet_id: str
-    key_ids: tuple[str, ...]
-    will_fail: bool
-    state: State = State.PENDING
-    latest_operation: str = "RunInstances"
-    latest_operation_state: str = "OPERATING"
-    latest_operation_request_id: str = ""
-    latest_operation_error: str = ""
-    launch_failed: bool = False
-    running_at: float | None = None
-    ending_reason: EndReason | None = None
-    ended_at: float | None = None
-    end_reason: EndReason | None = None
-    # Bumped on every state change so that timers scheduled for an older state are ignored.
-    version: int = 0
-
-    @property
-    def region(self) -> str:
-        return region_of(self.zone)
-
-    @property
-    def gone(self) -> bool:
-        return self.ended_at is not None
-
-    def view(self) -> dict[str, object]:
-        """The admin API's view: the Tencent names, Tags as a {key: value} dict."""
-        return {
-            "InstanceId": self.instance_id,
-            "InstanceState": str(self.state),
-            "Region": self.region,
-            "Zone": self.zone,
-            "InstanceType": self.instance_type,
-            "ImageId": self.image_id,
-            "InstanceName": self.name,
-            "InstanceChargeType": self.charge_type,
-            "MaxPrice": self.max_price,
-            "Price": self.price,
-            "Tags": dict(self.tags),
-            "CreatedTime": format_time(self.created_at),
-            "RunningTime": None if self.running_at is None else format_time(self.running_at),
-            "ClientToken": self.client_token,
-            "PrivateIpAddress": self.private_ip,
-            "LatestOperation": self.latest_operation,
-            "LatestOperationState": self.latest_operation_state,
-            "LatestOperationErrorMsg": self.latest_operation_error,
-            "LaunchFailed": self.launch_failed,
-            "EndedTime": None if self.ended_at is None else format_time(self.ended_at),
-            "EndReason": None if self.end_reason is None else str(self.end_reason),
-        }
 
 
 @dataclass(order=True)
@@ -171,9 +62,16 @@ class World:
     what Tencent would refuse, or :class:`ValidationFailed` for a bad admin command.
     """
 
-    def __init__(self, config: SimulatorConfig, *, seed: int | None, now: float) -> None:
+    def __init__(
+        self, config: SimulatorConfig, *, seed: int | None, now: float, generation: int = 0
+    ) -> None:
         self.config = config.copy()
         self.rng = random.Random(seed)
+        # RequestIds come from their own generator, seeded by the seed, the reset generation and
+        # the start time: a run is reproducible (same seed, same clock), yet two runs started at
+        # different times, or two resets of one run, never hand out the same ids. Apart from the
+        # world's generator, a call's id does not shift every later random choice.
+        self.request_ids = random.Random(None if seed is None else f"{seed}/{generation}/{now!r}")
         self.started_at = now
         self.now = now
         self.pools: dict[tuple[str, str], Pool] = {}
@@ -187,6 +85,7 @@ class World:
                 cpu=pool.cpu,
                 memory=pool.memory,
                 on_demand_price=pool.on_demand_price,
+                spot=pool.spot,
             )
         self.images = set(self.config.images)
         self.faults = Faults(self.config.faults)
@@ -247,8 +146,12 @@ class World:
     # ---- randomness -------------------------------------------------------------------
 
     def new_uuid(self) -> str:
-        """A lowercase uuid4 drawn from the seeded generator (RequestIds, instance Uuids)."""
+        """A lowercase uuid4 drawn from the world's seeded generator (instance Uuids)."""
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def new_request_id(self) -> str:
+        """A lowercase uuid4 RequestId (see ``request_ids`` in ``__init__``)."""
+        return str(uuid.UUID(int=self.request_ids.getrandbits(128), version=4))
 
     def _new_instance_id(self) -> str:
         while True:
@@ -573,20 +476,6 @@ class World:
             "now": format_time(self.now),
             "elapsed_s": self.now - self.started_at,
         }
-
-
-def instance_names(name: str | None, count: int) -> list[str]:
-    """Tencent's naming of a batch: ``{R:x}`` counts up from x, else 1..n is appended."""
-    if name is None:
-        return [DEFAULT_INSTANCE_NAME] * count
-    start = name.find("{R:")
-    end = name.find("}", start)
-    if start >= 0 and end > start and name[start + 3 : end].isdigit():
-        first = int(name[start + 3 : end])
-        return [f"{name[:start]}{first + i}{name[end + 1 :]}" for i in range(count)]
-    if count == 1:
-        return [name]
-    return [f"{name}{i + 1}" for i in range(count)]
 
 
 def _roll(rng: random.Random, rate: float) -> bool:

@@ -208,5 +208,6 @@ async def test_a_config_market_replaces_the_default(clock: FakeClock) -> None:
                 "memory": 8,
                 "status": "SOLD_OUT",
                 "status_category": "WithoutStock",
+                "spot": True,
             }
         ]

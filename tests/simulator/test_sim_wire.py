@@ -98,12 +98,12 @@ async def test_auth_can_be_turned_off(config: SimulatorConfig, clock: FakeClock)
 
 
 async def test_home_region_is_accepted_without_pools(clock: FakeClock) -> None:
-    config = SimulatorConfig(secret_id="AKIDtest", secret_key="k", region="ap-singapore")
+    config = SimulatorConfig(secret_id="AKIDtest", secret_key="k", region="ap-tokyo")
     sim = Simulator(config, seed=1, clock=clock)
     async with in_process(sim, clock) as cvm:
-        result = await cvm.ok("DescribeInstances", {}, region="ap-singapore")
+        result = await cvm.ok("DescribeInstances", {}, region="ap-tokyo")
         assert result["TotalCount"] == 0
-        zones = await cvm.ok("DescribeZoneInstanceConfigInfos", {}, region="ap-singapore")
+        zones = await cvm.ok("DescribeZoneInstanceConfigInfos", {}, region="ap-tokyo")
         assert zones["InstanceTypeQuotaSet"] == []
 
 
