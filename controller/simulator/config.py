@@ -29,6 +29,8 @@ Scenario times are seconds after the simulator starts (or is reset). Example::
     launch_delay_s = 3.0               # PENDING -> RUNNING
     launch_failure_rate = 0.05         # fraction of launches ending LAUNCH_FAILED
     terminate_delay_s = 1.0            # TERMINATING -> gone
+    power_delay_s = 1.0                # STOPPING, STARTING, REBOOTING -> settled
+    spot_vcpu_quota = 100000           # account spot quota per zone, vCPUs
     reclaim_rate_per_hour = 0.02       # fraction of running spot instances reclaimed per hour
     images = ["img-pmqg1cw7", "img-487zeit5"]
 
@@ -202,6 +204,8 @@ class SimulatorConfig:
     """Fraction of launched instances that end LAUNCH_FAILED instead of RUNNING."""
     terminate_delay_s: float = 1.0
     """Seconds an instance stays TERMINATING before it is gone."""
+    power_delay_s: float = 1.0
+    """Seconds an instance stays STOPPING, STARTING or REBOOTING."""
     reclaim_rate_per_hour: float = 0.0
     """Fraction of running spot instances reclaimed per hour (0 to 1)."""
     max_instance_count: int = 500
@@ -271,6 +275,7 @@ class SimulatorConfig:
             "launch_delay_s",
             "launch_failure_rate",
             "terminate_delay_s",
+            "power_delay_s",
             "reclaim_rate_per_hour",
         ):
             if key in data:
@@ -311,6 +316,7 @@ class SimulatorConfig:
             raise ValidationFailed("region", f"must look like ap-guangzhou, got {self.region!r}")
         _range(self.launch_delay_s, "launch_delay_s", 0.0)
         _range(self.terminate_delay_s, "terminate_delay_s", 0.0)
+        _range(self.power_delay_s, "power_delay_s", 0.0)
         _range(self.launch_failure_rate, "launch_failure_rate", 0.0, 1.0)
         _range(self.reclaim_rate_per_hour, "reclaim_rate_per_hour", 0.0, 1.0)
         if not 1 <= self.max_instance_count <= 1000:

@@ -73,7 +73,7 @@ async def test_auth_failures(cvm: Cvm, clock: FakeClock) -> None:
 
 
 async def test_request_level_errors(cvm: Cvm) -> None:
-    assert await cvm.code("StartInstances", {}) == "InvalidAction"
+    assert await cvm.code("ResetInstance", {}) == "InvalidAction"
     assert await cvm.code("", {}) == "MissingParameter"
     assert await cvm.code("DescribeInstances", {}, headers={"X-TC-Version": "2020-01-01"}) == (
         "NoSuchVersion"
@@ -87,7 +87,7 @@ async def test_request_level_errors(cvm: Cvm) -> None:
     assert await cvm.code("DescribeInstances", {"Limit": "5"}) == "InvalidParameter"
     assert await cvm.code("DescribeInstances", {"Limits": 5}) == "UnknownParameter"
     stats = await cvm.admin("GET", "stats")
-    assert stats["calls_by_action_and_code"]["StartInstances"] == {"InvalidAction": 1}
+    assert stats["calls_by_action_and_code"]["ResetInstance"] == {"InvalidAction": 1}
 
 
 async def test_auth_can_be_turned_off(config: SimulatorConfig, clock: FakeClock) -> None:
