@@ -19,6 +19,7 @@ from controller.core.instances import Instance, Offering
 from controller.core.model import (
     ENV_TAG,
     GOING_CLOUD_STATES,
+    STOPPED_CLOUD_STATES,
     TERMINABLE_CLOUD_STATES,
     TOKEN_TAG,
     UNHEALTHY_CLOUD_STATES,
@@ -250,6 +251,19 @@ def _observe(snap: Snapshot, obs: Observation, out: Plan, change: _Change) -> No
                 cloud_state=cs,
                 end_reason=EndReason.LAUNCH_FAILED,
                 detail=inst.latest_operation_error or "instance state LAUNCH_FAILED",
+            )
+        elif cs in STOPPED_CLOUD_STATES:
+            # A spot instance stopped from outside does no work, yet holds its quota, disk and
+            # (KEEP_CHARGING) its bill, and the controller never restarts it: replace it and
+            # terminate it (as soon as it is STOPPED: CVM refuses STOPPING).
+            change(
+                node,
+                NodeState.DELETING,
+                "instance_stopped",
+                cloud_state=cs,
+                end_reason=EndReason.RELEASED,
+                detail=f"instance went {cs} without a request from the controller; replaced "
+                "and terminated",
             )
         elif cs == "RUNNING" and node.state == NodeState.CREATING:
             change(node, NodeState.RUNNING, "instance_running", cloud_state=cs)
