@@ -8,6 +8,7 @@ the simulator's lock and never across an ``await``, so a call's effects are atom
 
 from __future__ import annotations
 
+import hmac
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -93,7 +94,7 @@ def answer_call(world: World, action: str, headers: Headers, body: bytes) -> Ans
     response: dict[str, Any]
     try:
         config = world.config
-        _check_transport(headers)
+        _check_transport(headers, config.session_token)
         if config.auth_enabled:
             authenticate(headers, body, secrets={config.secret_id: config.secret_key}, now=now)
         region = _check_headers(world, action, headers)
@@ -130,12 +131,12 @@ def error_answer(world: World, action: str, error: ApiError) -> Answer:
     return Answer(json.dumps({"Response": response}, ensure_ascii=False).encode("utf-8"))
 
 
-def _check_transport(headers: Headers) -> None:
+def _check_transport(headers: Headers, session_token: str) -> None:
     """Content-Type and credentials the simulator can take, refused as CVM refuses them.
 
     A form body is the v1 (HmacSHA1/HmacSHA256) signature, which the simulator does not
-    implement; any other type is not JSON. The simulator has no temporary credentials, so any
-    session token is a bad one.
+    implement; any other type is not JSON. A session token must be the configured one
+    (``session_token``); with none configured, any token is a bad one.
     """
     content_type = headers.get("content-type", "")
     media = content_type.partition(";")[0].strip().lower()
@@ -150,10 +151,11 @@ def _check_transport(headers: Headers) -> None:
             "InvalidParameter",
             f"The header `Content-Type` must be application/json, got `{content_type}`.",
         )
-    if headers.get("x-tc-token"):
+    token = headers.get("x-tc-token")
+    if token and not hmac.compare_digest(token, session_token):
         raise ApiError(
             "AuthFailure.TokenFailure",
-            "The `X-TC-Token` is not valid: the simulator issues no temporary credentials.",
+            "The `X-TC-Token` is not valid: it is not the simulator's configured session token.",
         )
 
 

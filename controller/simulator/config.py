@@ -196,6 +196,8 @@ class SimulatorConfig:
         default_factory=lambda: _env_or("TENCENTCLOUD_SECRET_KEY", settings.SIMULATOR_SECRET_KEY),
         repr=False,
     )
+    session_token: str = field(default="", repr=False)
+    """The one X-TC-Token accepted (temporary credentials); empty: any token is refused."""
     region: str = field(default_factory=lambda: _env_or("TENCENTCLOUD_REGION", "ap-guangzhou"))
     """Home region: accepted in X-TC-Region even when no pool is there."""
     launch_delay_s: float = 3.0
@@ -268,7 +270,7 @@ class SimulatorConfig:
         for key in ("auth_enabled",):
             if key in data:
                 setattr(config, key, _bool(data[key], key))
-        for key in ("secret_id", "secret_key", "region"):
+        for key in ("secret_id", "secret_key", "session_token", "region"):
             if key in data:
                 setattr(config, key, _str(data[key], key))
         for key in (

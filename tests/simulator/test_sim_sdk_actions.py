@@ -316,6 +316,9 @@ def test_zh_cn_messages_token_and_content_type(sim: Simulator, base_url: str) ->
     assert zh["Message"].startswith("未知参数错误")
     assert "`Limits`" in zh["Message"]
     assert post({"X-TC-Token": "bogus"})["Error"]["Code"] == "AuthFailure.TokenFailure"
+    sim.config.session_token = sim.world.config.session_token = "tok-1"
+    assert post({"X-TC-Token": "bogus"})["Error"]["Code"] == "AuthFailure.TokenFailure"
+    assert "Error" not in post({"X-TC-Token": "tok-1"})
     assert post({"Content-Type": "text/plain"})["Error"]["Code"] == "InvalidParameter"
     form = post({"Content-Type": "application/x-www-form-urlencoded"}, b"Action=X")["Error"]
     assert form["Code"] == "UnsupportedOperation"
