@@ -58,6 +58,7 @@ class Event(StrEnum):
     INSTANCE_RUNNING = "instance_running"
     INSTANCE_INTERRUPTED = "instance_interrupted"
     INSTANCE_RELEASED = "instance_released"
+    INSTANCE_STOPPED = "instance_stopped"
     INSTANCE_TERMINATING = "instance_terminating"
     INSTANCE_TERMINATED = "instance_terminated"
     LAUNCH_TIMEOUT = "launch_timeout"

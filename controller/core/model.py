@@ -28,6 +28,7 @@ class NodeState(StrEnum):
 class EndReason(StrEnum):
     INTERRUPTED = "interrupted"  # spot reclaim
     RELEASED = "released"  # terminated outside the controller
+    STOPPED = "stopped"  # stopped outside the controller: replaced, then terminated
     SCALE_IN = "scale_in"
     ENV_DELETED = "env_deleted"
     LAUNCH_FAILED = "launch_failed"  # RunInstances refused, or LAUNCH_FAILED state
@@ -36,11 +37,12 @@ class EndReason(StrEnum):
 
 
 ALIVE_STATES = (NodeState.CREATING, NodeState.RUNNING)
-# Cloud states in which TerminateInstances is accepted.
-TERMINABLE_CLOUD_STATES = frozenset(
-    {"RUNNING", "LAUNCH_FAILED", "STOPPED", "STOPPING", "STARTING", "REBOOTING", "SHUTDOWN"}
-)
+# Cloud states in which TerminateInstances is accepted. Not STOPPING, STARTING or REBOOTING:
+# CVM refuses an instance in the middle of an operation, so the terminate waits for it to settle.
+TERMINABLE_CLOUD_STATES = frozenset({"RUNNING", "LAUNCH_FAILED", "STOPPED", "SHUTDOWN"})
 GOING_CLOUD_STATES = frozenset({"TERMINATING", "SHUTDOWN"})
+# Stopped outside the controller (console or API): not alive; replaced, then terminated.
+STOPPED_CLOUD_STATES = frozenset({"STOPPING", "STOPPED"})
 UNHEALTHY_CLOUD_STATES = frozenset({"LAUNCH_FAILED", "STOPPED", "STOPPING", "SHUTDOWN"})
 
 

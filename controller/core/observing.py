@@ -13,6 +13,7 @@ from controller.core.events import Event
 from controller.core.model import (
     ENV_TAG,
     GOING_CLOUD_STATES,
+    STOPPED_CLOUD_STATES,
     TERMINABLE_CLOUD_STATES,
     TOKEN_TAG,
     EndReason,
@@ -68,6 +69,19 @@ def observe(snap: Snapshot, obs: Observation, out: Plan, change: Change) -> None
                 cloud_state=cs,
                 end_reason=EndReason.LAUNCH_FAILED,
                 detail=inst.latest_operation_error or "instance state LAUNCH_FAILED",
+            )
+        elif cs in STOPPED_CLOUD_STATES:
+            # A spot instance stopped from outside does no work, yet holds its quota, disk and
+            # (KEEP_CHARGING) its bill, and the controller never restarts it: replace it and
+            # terminate it (as soon as it is STOPPED: CVM refuses STOPPING).
+            change(
+                node,
+                NodeState.DELETING,
+                Event.INSTANCE_STOPPED,
+                cloud_state=cs,
+                end_reason=EndReason.STOPPED,
+                detail=f"instance went {cs} without a request from the controller; replaced "
+                "and terminated",
             )
         elif cs == "RUNNING" and node.state == NodeState.CREATING:
             change(node, NodeState.RUNNING, Event.INSTANCE_RUNNING, cloud_state=cs)

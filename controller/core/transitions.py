@@ -27,6 +27,7 @@ from controller.core.plan import Adoption, NodeChange, Observation, Plan
 END_CAUSES = {
     EndReason.INTERRUPTED: "spot instance reclaimed",
     EndReason.RELEASED: "instance released outside the controller",
+    EndReason.STOPPED: "instance stopped outside the controller",
     EndReason.SCALE_IN: "scale in",
     EndReason.ENV_DELETED: "environment deleted",
     EndReason.LAUNCH_FAILED: "instance failed to launch",

@@ -8,6 +8,7 @@ the simulator's lock and never across an ``await``, so a call's effects are atom
 
 from __future__ import annotations
 
+import hmac
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from starlette.routing import Route
 from controller.simulator import admin, api
 from controller.simulator.auth import authenticate
 from controller.simulator.errors import ApiError
+from controller.simulator.messages import localized
 from controller.simulator.stats import OK
 
 if TYPE_CHECKING:
@@ -66,26 +68,39 @@ def build_app(sim: Simulator) -> Starlette:
             await _hang(request, answer.hang_s)
         return Response(answer.body, media_type=JSON)
 
-    routes = [Route("/", cloud_api, methods=["POST"]), *admin.routes(sim)]
+    async def unsupported_method(request: Request) -> Response:
+        with sim.lock:
+            world = sim.advance_locked()
+            error = ApiError(
+                "UnsupportedOperation",
+                f"The simulator accepts POST with a JSON body and TC3-HMAC-SHA256 only, not "
+                f"{request.method} (CVM also takes GET and the HmacSHA1/HmacSHA256 signature).",
+            )
+            answer = error_answer(world, request.headers.get("x-tc-action", "-"), error)
+        return Response(answer.body, media_type=JSON)
+
+    routes = [
+        Route("/", cloud_api, methods=["POST"]),
+        Route("/", unsupported_method, methods=["GET", "PUT", "DELETE", "PATCH"]),
+        *admin.routes(sim),
+    ]
     return Starlette(routes=routes)
 
 
 def answer_call(world: World, action: str, headers: Headers, body: bytes) -> Answer:
     """Run one API call against ``world`` and build Tencent's envelope around the result."""
     now = world.now
-    request_id = world.new_uuid()
+    request_id = world.new_request_id()
     response: dict[str, Any]
     try:
         config = world.config
+        _check_transport(headers, config.session_token)
         if config.auth_enabled:
             authenticate(headers, body, secrets={config.secret_id: config.secret_key}, now=now)
         region = _check_headers(world, action, headers)
         if not world.faults.admit(action, now):
             world.stats.faults["throttled"] += 1
-            raise ApiError(
-                "RequestLimitExceeded",
-                f"Your current request times exceeds the limit of {action}, please retry later.",
-            )
+            raise ApiError("RequestLimitExceeded", world.faults.throttled_message(action))
         if world.faults.roll_error(world.rng):
             world.stats.faults["error"] += 1
             raise ApiError("InternalError", "An internal error occurred, please retry later.")
@@ -93,7 +108,8 @@ def answer_call(world: World, action: str, headers: Headers, body: bytes) -> Ans
         response = api.handle(world, action, params, api.Context(region, now, request_id))
         code = OK
     except ApiError as exc:
-        response = {"Error": {"Code": exc.code, "Message": exc.message}}
+        message = localized(exc.code, exc.message, headers.get("x-tc-language"))
+        response = {"Error": {"Code": exc.code, "Message": message}}
         code = exc.code
     world.stats.record(action or "-", code, now)
     hang_s = 0.0
@@ -103,6 +119,44 @@ def answer_call(world: World, action: str, headers: Headers, body: bytes) -> Ans
     response["RequestId"] = request_id
     encoded = json.dumps({"Response": response}, ensure_ascii=False).encode("utf-8")
     return Answer(encoded, hang_s)
+
+
+def error_answer(world: World, action: str, error: ApiError) -> Answer:
+    """Tencent's envelope for an error raised before any call could be parsed."""
+    world.stats.record(action, error.code, world.now)
+    response = {
+        "Error": {"Code": error.code, "Message": error.message},
+        "RequestId": world.new_request_id(),
+    }
+    return Answer(json.dumps({"Response": response}, ensure_ascii=False).encode("utf-8"))
+
+
+def _check_transport(headers: Headers, session_token: str) -> None:
+    """Content-Type and credentials the simulator can take, refused as CVM refuses them.
+
+    A form body is the v1 (HmacSHA1/HmacSHA256) signature, which the simulator does not
+    implement; any other type is not JSON. A session token must be the configured one
+    (``session_token``); with none configured, any token is a bad one.
+    """
+    content_type = headers.get("content-type", "")
+    media = content_type.partition(";")[0].strip().lower()
+    if media == "application/x-www-form-urlencoded":
+        raise ApiError(
+            "UnsupportedOperation",
+            "The simulator takes the TC3-HMAC-SHA256 signature with a JSON body only, not the "
+            "HmacSHA1/HmacSHA256 (v1) signature with a form body.",
+        )
+    if media != "application/json":
+        raise ApiError(
+            "InvalidParameter",
+            f"The header `Content-Type` must be application/json, got `{content_type}`.",
+        )
+    token = headers.get("x-tc-token")
+    if token and not hmac.compare_digest(token, session_token):
+        raise ApiError(
+            "AuthFailure.TokenFailure",
+            "The `X-TC-Token` is not valid: it is not the simulator's configured session token.",
+        )
 
 
 def _check_headers(world: World, action: str, headers: Headers) -> str:

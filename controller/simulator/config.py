@@ -1,12 +1,16 @@
 """Configuration of the CVM simulator: credentials, timings, the market, faults and a scenario.
 
-``SimulatorConfig.default()`` is a sensible market: regions ap-guangzhou (zones 3, 4, 6, 7)
-and ap-shanghai (zones 2, 4, 5) selling S2.MEDIUM4, S5.SMALL2, S5.MEDIUM4, S5.LARGE8,
-SA2.MEDIUM4, SA2.LARGE8, SA3.MEDIUM4 and SA3.LARGE8 (S2 and SA3 only in some zones) at spot
-prices from 0.05 to 0.21 CNY/hour (S2.MEDIUM4 in ap-guangzhou-3: 0.12), 5000 instances of
+``SimulatorConfig.default()`` is a sensible market in seven real regions (zones from
+:mod:`controller.core.regions`): ap-guangzhou (zones 3, 4, 6, 7), ap-shanghai (2, 4, 5),
+ap-beijing (5, 6, 7), ap-nanjing (1, 2, 3), ap-chengdu (1, 2), ap-hongkong (2, 3) and
+ap-singapore (3, 4), selling S5.SMALL2, S5.MEDIUM4, S5.LARGE8, SA2.MEDIUM4 and SA2.LARGE8
+everywhere and S2.MEDIUM4, SA3.MEDIUM4 and SA3.LARGE8 in some ap-guangzhou and ap-shanghai
+zones, at spot prices from 0.05 to 0.28 CNY/hour (S2.MEDIUM4 in ap-guangzhou-3: 0.12), plus
+GN7.2XLARGE32 pay-as-you-go only in ap-guangzhou-3 and ap-shanghai-4; 5000 instances of
 stock and a quota of 10000 per pool; instances take 3 s to start and 1 s to terminate; no
-faults except Tencent's own rate limits (RunInstances and TerminateInstances 10/s,
-DescribeInstances and DescribeInstancesStatus 40/s, measured on the simulator's clock). The
+faults except Tencent's own rate limits (:mod:`controller.simulator.limits`: RunInstances and
+the power actions 10/s, DescribeInstances and DescribeInstancesStatus 40/s, the rest 20/s,
+measured on the simulator's clock). The
 credentials are TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY when set, else the
 simulator's documented pair (``controller.settings.SIMULATOR_SECRET_ID`` / ``_KEY``).
 
@@ -25,6 +29,8 @@ Scenario times are seconds after the simulator starts (or is reset). Example::
     launch_delay_s = 3.0               # PENDING -> RUNNING
     launch_failure_rate = 0.05         # fraction of launches ending LAUNCH_FAILED
     terminate_delay_s = 1.0            # TERMINATING -> gone
+    power_delay_s = 1.0                # STOPPING, STARTING, REBOOTING -> settled
+    spot_vcpu_quota = 100000           # account spot quota per zone, vCPUs
     reclaim_rate_per_hour = 0.02       # fraction of running spot instances reclaimed per hour
     images = ["img-pmqg1cw7", "img-487zeit5"]
 
@@ -35,6 +41,7 @@ Scenario times are seconds after the simulator starts (or is reset). Example::
     stock = 200                        # instances the pool can sell
     quota = 500                        # max alive instances of this type in this zone
     # cpu, memory (GB) and on_demand_price are optional: read from the type name / price x 5
+    # spot = false sells the pool pay-as-you-go only
 
     [[markets]]
     zone = "ap-guangzhou-4"
@@ -82,10 +89,12 @@ from typing import Any
 from controller import settings
 from controller.errors import ConfigError, ValidationFailed
 from controller.simulator import commands
+from controller.simulator.limits import TENCENT_RATE_LIMITS
 from controller.simulator.market import (
     DEFAULT_QUOTA,
     DEFAULT_STOCK,
     INSTANCE_TYPE_PATTERN,
+    ON_DEMAND_ONLY,
     REGION_PATTERN,
     SPOT_DISCOUNT,
     ZONE_PATTERN,
@@ -127,6 +136,8 @@ class PoolConfig:
     cpu: int = 0
     memory: int = 0
     on_demand_price: float = 0.0
+    spot: bool = True
+    """False: sold pay-as-you-go only (SPOTPAID: UnsupportedOperation.NoInstanceTypeSupportSpot)."""
 
     def __post_init__(self) -> None:
         cpu, memory = spec_of(self.instance_type)
@@ -156,9 +167,7 @@ class FaultsConfig:
     """Real delay added to every API call, milliseconds."""
     describe_lag_s: float = 0.0
     """Instances younger than this (simulator seconds) are invisible to Describe*."""
-    rate_limits: dict[str, float | None] = field(
-        default_factory=lambda: dict(settings.DEFAULT_RATE_LIMITS)
-    )
+    rate_limits: dict[str, float | None] = field(default_factory=lambda: dict(TENCENT_RATE_LIMITS))
     """Calls per second per action (token bucket, burst = rate); None = unlimited."""
 
 
@@ -187,6 +196,8 @@ class SimulatorConfig:
         default_factory=lambda: _env_or("TENCENTCLOUD_SECRET_KEY", settings.SIMULATOR_SECRET_KEY),
         repr=False,
     )
+    session_token: str = field(default="", repr=False)
+    """The one X-TC-Token accepted (temporary credentials); empty: any token is refused."""
     region: str = field(default_factory=lambda: _env_or("TENCENTCLOUD_REGION", "ap-guangzhou"))
     """Home region: accepted in X-TC-Region even when no pool is there."""
     launch_delay_s: float = 3.0
@@ -195,13 +206,20 @@ class SimulatorConfig:
     """Fraction of launched instances that end LAUNCH_FAILED instead of RUNNING."""
     terminate_delay_s: float = 1.0
     """Seconds an instance stays TERMINATING before it is gone."""
+    power_delay_s: float = 1.0
+    """Seconds an instance stays STOPPING, STARTING or REBOOTING."""
     reclaim_rate_per_hour: float = 0.0
     """Fraction of running spot instances reclaimed per hour (0 to 1)."""
     max_instance_count: int = 500
     """Largest InstanceCount of one RunInstances call."""
     markets: list[PoolConfig] = field(
-        default_factory=lambda: [PoolConfig(z, t, p) for z, t, p in default_pools()]
+        default_factory=lambda: [
+            *(PoolConfig(z, t, p) for z, t, p in default_pools()),
+            *(PoolConfig(z, t, p, on_demand_price=p, spot=False) for z, t, p in ON_DEMAND_ONLY),
+        ]
     )
+    spot_vcpu_quota: int = 100_000
+    """The account's spot quota per zone in vCPUs (LimitExceeded.UserSpotQuota beyond it)."""
     faults: FaultsConfig = field(default_factory=FaultsConfig)
     scenario: list[ScenarioEvent] = field(default_factory=list)
     images: list[str] = field(default_factory=lambda: list(DEFAULT_IMAGES))
@@ -252,19 +270,21 @@ class SimulatorConfig:
         for key in ("auth_enabled",):
             if key in data:
                 setattr(config, key, _bool(data[key], key))
-        for key in ("secret_id", "secret_key", "region"):
+        for key in ("secret_id", "secret_key", "session_token", "region"):
             if key in data:
                 setattr(config, key, _str(data[key], key))
         for key in (
             "launch_delay_s",
             "launch_failure_rate",
             "terminate_delay_s",
+            "power_delay_s",
             "reclaim_rate_per_hour",
         ):
             if key in data:
                 setattr(config, key, _float(data[key], key))
-        if "max_instance_count" in data:
-            config.max_instance_count = _int(data["max_instance_count"], "max_instance_count")
+        for key in ("max_instance_count", "spot_vcpu_quota"):
+            if key in data:
+                setattr(config, key, _int(data[key], key))
         if "markets" in data:
             config.markets = [
                 _pool(item, f"markets[{i}]")
@@ -298,10 +318,13 @@ class SimulatorConfig:
             raise ValidationFailed("region", f"must look like ap-guangzhou, got {self.region!r}")
         _range(self.launch_delay_s, "launch_delay_s", 0.0)
         _range(self.terminate_delay_s, "terminate_delay_s", 0.0)
+        _range(self.power_delay_s, "power_delay_s", 0.0)
         _range(self.launch_failure_rate, "launch_failure_rate", 0.0, 1.0)
         _range(self.reclaim_rate_per_hour, "reclaim_rate_per_hour", 0.0, 1.0)
         if not 1 <= self.max_instance_count <= 1000:
             raise ValidationFailed("max_instance_count", "must be between 1 and 1000")
+        if self.spot_vcpu_quota < 0:
+            raise ValidationFailed("spot_vcpu_quota", "must be at least 0")
         seen: set[tuple[str, str]] = set()
         for i, pool in enumerate(self.markets):
             where = f"markets[{i}]"
@@ -377,6 +400,7 @@ def _pool(data: Any, where: str) -> PoolConfig:
         cpu=_int(data.get("cpu", 0), f"{where}.cpu"),
         memory=_int(data.get("memory", 0), f"{where}.memory"),
         on_demand_price=_float(data.get("on_demand_price", 0.0), f"{where}.on_demand_price"),
+        spot=_bool(data.get("spot", True), f"{where}.spot"),
     )
 
 

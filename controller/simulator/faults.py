@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from controller.simulator.commands import FaultsUpdate
 from controller.simulator.config import FaultsConfig
+from controller.simulator.limits import rate_limit_message
 
 
 @dataclass
@@ -42,6 +43,8 @@ class Faults:
 
     settings: FaultsConfig
     buckets: dict[str, TokenBucket] = field(default_factory=dict)
+    # action -> (whole simulator second, calls in it): the figure Tencent's message quotes.
+    calls_this_second: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def update(self, change: FaultsUpdate) -> None:
         for name, value in change.values.items():
@@ -62,11 +65,19 @@ class Faults:
         rate = self.settings.rate_limits.get(action)
         if not rate:
             return True
+        second, calls = self.calls_this_second.get(action, (int(now), 0))
+        self.calls_this_second[action] = (int(now), calls + 1 if second == int(now) else 1)
         bucket = self.buckets.get(action)
         if bucket is None or bucket.rate != rate:
             bucket = TokenBucket(rate=rate, tokens=max(rate, 1.0), updated_at=now)
             self.buckets[action] = bucket
         return bucket.take(now)
+
+    def throttled_message(self, action: str) -> str:
+        """Tencent's text for a refused call of ``action``: calls this second, and the limit."""
+        limit = self.settings.rate_limits.get(action) or 0.0
+        _, calls = self.calls_this_second.get(action, (0, 0))
+        return rate_limit_message(calls, limit)
 
     def roll_http_error(self, rng: random.Random) -> bool:
         return _roll(rng, self.settings.http_error_rate)

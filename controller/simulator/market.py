@@ -88,6 +88,7 @@ class Pool:
     memory: int
     on_demand_price: float
     held: int = 0
+    spot: bool = True  # False: sold pay-as-you-go only (NoInstanceTypeSupportSpot for SPOTPAID)
 
     @property
     def region(self) -> str:
@@ -130,6 +131,7 @@ class Pool:
             "memory": self.memory,
             "status": self.status,
             "status_category": self.status_category,
+            "spot": self.spot,
         }
 
 
@@ -156,7 +158,7 @@ _DEFAULT_TYPES: dict[str, tuple[float, tuple[str, ...]]] = {
     ),
 }
 _DEFAULT_ZONES: dict[str, float] = {
-    # zone: price factor
+    # zone: price factor; every zone is one of controller.core.regions (checked below)
     "ap-guangzhou-3": 1.00,
     "ap-guangzhou-4": 1.05,
     "ap-guangzhou-6": 0.95,
@@ -164,7 +166,26 @@ _DEFAULT_ZONES: dict[str, float] = {
     "ap-shanghai-2": 1.02,
     "ap-shanghai-4": 0.98,
     "ap-shanghai-5": 1.08,
+    "ap-beijing-5": 1.04,
+    "ap-beijing-6": 0.97,
+    "ap-beijing-7": 1.06,
+    "ap-nanjing-1": 0.92,
+    "ap-nanjing-2": 0.94,
+    "ap-nanjing-3": 0.96,
+    "ap-chengdu-1": 0.93,
+    "ap-chengdu-2": 0.99,
+    "ap-hongkong-2": 1.30,
+    "ap-hongkong-3": 1.25,
+    "ap-singapore-3": 1.35,
+    "ap-singapore-4": 1.32,
 }
+# Types the market sells pay-as-you-go only, in the reference zone of each region that has one:
+# a SPOTPAID request for them is refused with UnsupportedOperation.NoInstanceTypeSupportSpot.
+ON_DEMAND_ONLY: tuple[tuple[str, str, float], ...] = (
+    # (zone, instance type, on-demand price CNY/hour)
+    ("ap-guangzhou-3", "GN7.2XLARGE32", 8.68),
+    ("ap-shanghai-4", "GN7.2XLARGE32", 8.68),
+)
 DEFAULT_STOCK = 5000
 DEFAULT_QUOTA = 10000
 

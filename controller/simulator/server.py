@@ -21,6 +21,7 @@ import uvicorn
 
 from controller.errors import SpotControllerError
 from controller.simulator.simulator import Simulator
+from controller.simulator.tls import CertPair
 
 STARTUP_TIMEOUT_S = 10.0
 SHUTDOWN_TIMEOUT_S = 5.0
@@ -39,8 +40,8 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+def _url(host: str, port: int, scheme: str = "http") -> str:
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 @contextlib.contextmanager
@@ -51,11 +52,12 @@ def background_server(
     *,
     startup_timeout_s: float = STARTUP_TIMEOUT_S,
     shutdown_timeout_s: float = SHUTDOWN_TIMEOUT_S,
+    tls: CertPair | None = None,
 ) -> Iterator[str]:
     """Serve ``sim.app`` with uvicorn in a daemon thread; yield its base URL.
 
-    ``port=0`` picks a free port. On exit the server stops within ``shutdown_timeout_s``
-    (calls still hanging on a timeout fault are cancelled).
+    ``port=0`` picks a free port. With ``tls`` the URL is https. On exit the server stops
+    within ``shutdown_timeout_s`` (calls still hanging on a timeout fault are cancelled).
     """
     sock = _bind(host, port)
     actual_port = sock.getsockname()[1]
@@ -66,6 +68,8 @@ def background_server(
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=max(1, int(shutdown_timeout_s / 2)),
+        ssl_certfile=None if tls is None else str(tls.cert),
+        ssl_keyfile=None if tls is None else str(tls.key),
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(
@@ -85,7 +89,7 @@ def background_server(
                     f"simulator server on port {actual_port} did not start in {startup_timeout_s} s"
                 )
             time.sleep(0.01)
-        yield _url(host, actual_port)
+        yield _url(host, actual_port, "http" if tls is None else "https")
     finally:
         server.should_exit = True
         thread.join(shutdown_timeout_s)
@@ -103,6 +107,7 @@ def serve(
     tick_s: float = TICK_S,
     log_level: str = "info",
     access_log: bool = True,
+    tls: CertPair | None = None,
 ) -> None:
     """Serve in the foreground until SIGINT/SIGTERM, advancing the world every ``tick_s``.
 
@@ -116,6 +121,8 @@ def serve(
         log_level=log_level,
         access_log=access_log,
         lifespan="off",
+        ssl_certfile=None if tls is None else str(tls.cert),
+        ssl_keyfile=None if tls is None else str(tls.key),
     )
     server = uvicorn.Server(config)
 

@@ -38,6 +38,7 @@ class Simulator:
         self.seed = seed
         self.clock = clock
         self.lock = threading.RLock()
+        self._generation = 0
         self._world = World(self.config, seed=seed, now=clock())
         self.app = build_app(self)
 
@@ -59,4 +60,7 @@ class Simulator:
     def reset(self) -> None:
         """Back to the configuration: pools, faults, seed and scenario restart; no instances."""
         with self.lock:
-            self._world = World(self.config, seed=self.seed, now=self.clock())
+            self._generation += 1
+            self._world = World(
+                self.config, seed=self.seed, now=self.clock(), generation=self._generation
+            )

@@ -13,16 +13,22 @@ import itertools
 import math
 import random
 import string
-import time
 import uuid
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from controller.errors import ValidationFailed
-from controller.simulator import commands
+from controller.simulator import commands, power
 from controller.simulator.config import SimulatorConfig
 from controller.simulator.errors import ApiError
 from controller.simulator.faults import Faults
+from controller.simulator.instance import (
+    EndReason,
+    Instance,
+    LaunchSpec,
+    State,
+    format_time,
+    instance_names,
+)
 from controller.simulator.market import (
     DEFAULT_QUOTA,
     DEFAULT_STOCK,
@@ -34,125 +40,10 @@ from controller.simulator.market import (
 from controller.simulator.stats import Stats
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
-DEFAULT_INSTANCE_NAME = "未命名"  # Tencent's default name ("Unnamed")
 LAUNCH_FAILED_MESSAGE = (
     "ResourceInsufficient.SpecifiedInstanceType: the spot instance could not be created "
     "because the stock of the specified instance type was exhausted during creation."
 )
-
-
-class State(StrEnum):
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    LAUNCH_FAILED = "LAUNCH_FAILED"
-    TERMINATING = "TERMINATING"
-    TERMINATED = "TERMINATED"  # gone: only the admin view shows it
-
-
-class EndReason(StrEnum):
-    TERMINATED = "terminated"
-    RECLAIMED = "reclaimed"
-    RELEASED = "released"
-
-
-def format_time(seconds: float) -> str:
-    """Tencent's ``YYYY-MM-DDThh:mm:ssZ`` (UTC)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
-
-
-@dataclass(frozen=True)
-class LaunchSpec:
-    """A RunInstances request once its parameters are known to be well formed."""
-
-    region: str
-    zone: str
-    instance_type: str
-    image_id: str
-    count: int = 1
-    min_count: int | None = None
-    name: str | None = None
-    charge_type: str = "SPOTPAID"
-    max_price: float | None = None
-    tags: tuple[tuple[str, str], ...] = ()
-    client_token: str | None = None
-    security_group_ids: tuple[str, ...] = ()
-    vpc_id: str = ""
-    subnet_id: str = ""
-    key_ids: tuple[str, ...] = ()
-    dry_run: bool = False
-
-
-@dataclass
-class Instance:
-    """One instance, alive or gone; times are simulator clock seconds."""
-
-    instance_id: str
-    seq: int
-    zone: str
-    instance_type: str
-    image_id: str
-    name: str
-    charge_type: str
-    max_price: float | None
-    price: float
-    tags: dict[str, str]
-    created_at: float
-    client_token: str | None
-    cpu: int
-    memory: int
-    private_ip: str
-    uuid: str
-    security_group_ids: tuple[str, ...]
-    vpc_id: str
-    subnet_id: str
-    key_ids: tuple[str, ...]
-    will_fail: bool
-    state: State = State.PENDING
-    latest_operation: str = "RunInstances"
-    latest_operation_state: str = "OPERATING"
-    latest_operation_request_id: str = ""
-    latest_operation_error: str = ""
-    launch_failed: bool = False
-    running_at: float | None = None
-    ending_reason: EndReason | None = None
-    ended_at: float | None = None
-    end_reason: EndReason | None = None
-    # Bumped on every state change so that timers scheduled for an older state are ignored.
-    version: int = 0
-
-    @property
-    def region(self) -> str:
-        return region_of(self.zone)
-
-    @property
-    def gone(self) -> bool:
-        return self.ended_at is not None
-
-    def view(self) -> dict[str, object]:
-        """The admin API's view: the Tencent names, Tags as a {key: value} dict."""
-        return {
-            "InstanceId": self.instance_id,
-            "InstanceState": str(self.state),
-            "Region": self.region,
-            "Zone": self.zone,
-            "InstanceType": self.instance_type,
-            "ImageId": self.image_id,
-            "InstanceName": self.name,
-            "InstanceChargeType": self.charge_type,
-            "MaxPrice": self.max_price,
-            "Price": self.price,
-            "Tags": dict(self.tags),
-            "CreatedTime": format_time(self.created_at),
-            "RunningTime": None if self.running_at is None else format_time(self.running_at),
-            "ClientToken": self.client_token,
-            "PrivateIpAddress": self.private_ip,
-            "LatestOperation": self.latest_operation,
-            "LatestOperationState": self.latest_operation_state,
-            "LatestOperationErrorMsg": self.latest_operation_error,
-            "LaunchFailed": self.launch_failed,
-            "EndedTime": None if self.ended_at is None else format_time(self.ended_at),
-            "EndReason": None if self.end_reason is None else str(self.end_reason),
-        }
 
 
 @dataclass(order=True)
@@ -171,9 +62,16 @@ class World:
     what Tencent would refuse, or :class:`ValidationFailed` for a bad admin command.
     """
 
-    def __init__(self, config: SimulatorConfig, *, seed: int | None, now: float) -> None:
+    def __init__(
+        self, config: SimulatorConfig, *, seed: int | None, now: float, generation: int = 0
+    ) -> None:
         self.config = config.copy()
         self.rng = random.Random(seed)
+        # RequestIds come from their own generator, seeded by the seed, the reset generation and
+        # the start time: a run is reproducible (same seed, same clock), yet two runs started at
+        # different times, or two resets of one run, never hand out the same ids. Apart from the
+        # world's generator, a call's id does not shift every later random choice.
+        self.request_ids = random.Random(None if seed is None else f"{seed}/{generation}/{now!r}")
         self.started_at = now
         self.now = now
         self.pools: dict[tuple[str, str], Pool] = {}
@@ -187,6 +85,7 @@ class World:
                 cpu=pool.cpu,
                 memory=pool.memory,
                 on_demand_price=pool.on_demand_price,
+                spot=pool.spot,
             )
         self.images = set(self.config.images)
         self.faults = Faults(self.config.faults)
@@ -194,6 +93,7 @@ class World:
         self.instances: dict[str, Instance] = {}  # every instance ever, in creation order
         self.alive: dict[str, Instance] = {}  # not gone yet, in creation order
         self.client_tokens: dict[str, tuple[str, ...]] = {}
+        self.spot_vcpus: dict[str, int] = {}  # zone -> vCPUs of alive spot instances
         # Bumped whenever an instance is created or gone: a paged DescribeInstances may reuse the
         # filtered list of its previous page while the set of alive instances is unchanged.
         self.membership_version = 0
@@ -230,6 +130,21 @@ class World:
             self._begin_termination(instance, timer.due, EndReason.RECLAIMED)
         elif timer.kind == "gone":
             self._end(instance, timer.due, instance.ending_reason or EndReason.TERMINATED)
+        elif timer.kind.startswith("power:"):
+            power.settle(self, instance, timer.kind.removeprefix("power:"), timer.due)
+
+    def schedule_power_step(self, instance: Instance, due: float, operation: str) -> None:
+        """Settle ``operation`` on ``instance`` at ``due`` unless its state moves first."""
+        self._schedule(due, f"power:{operation}", instance.instance_id, instance.version)
+
+    def schedule_reclaim(self, instance: Instance, now: float) -> None:
+        """Draw a running spot instance's lifetime (``reclaim_rate_per_hour``) from ``now``."""
+        rate = self.config.reclaim_rate_per_hour
+        if instance.charge_type == "SPOTPAID" and rate > 0:
+            # A fraction r reclaimed per hour is a hazard of -ln(1 - r) per hour.
+            hazard = -math.log(max(1e-9, 1.0 - rate))
+            lifetime_s = self.rng.expovariate(hazard) * 3600.0
+            self._schedule(now + lifetime_s, "reclaim", instance.instance_id, instance.version)
 
     def _run_scenario_event(self, index: int, now: float) -> None:
         event = self.config.scenario[index]
@@ -247,8 +162,12 @@ class World:
     # ---- randomness -------------------------------------------------------------------
 
     def new_uuid(self) -> str:
-        """A lowercase uuid4 drawn from the seeded generator (RequestIds, instance Uuids)."""
+        """A lowercase uuid4 drawn from the world's seeded generator (instance Uuids)."""
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def new_request_id(self) -> str:
+        """A lowercase uuid4 RequestId (see ``request_ids`` in ``__init__``)."""
+        return str(uuid.UUID(int=self.request_ids.getrandbits(128), version=4))
 
     def _new_instance_id(self) -> str:
         while True:
@@ -301,6 +220,12 @@ class World:
             return self.client_tokens[spec.client_token]
         pool = self.pool_for(spec.region, spec.zone, spec.instance_type)
         self.check_image(spec.image_id)
+        spot = spec.charge_type == "SPOTPAID"
+        if spot and not pool.spot:
+            raise ApiError(
+                "UnsupportedOperation.NoInstanceTypeSupportSpot",
+                f"The instance type {spec.instance_type} is not sold as spot in {spec.zone}.",
+            )
         if (
             spec.charge_type == "SPOTPAID"
             and spec.max_price is not None
@@ -324,6 +249,8 @@ class World:
                 f"The quota of {spec.instance_type} in {spec.zone} is {pool.quota}; "
                 f"{pool.held} are in use and {need} were requested.",
             )
+        if spot:
+            self._check_spot_quota(pool, spec.zone, need)
         if pool.stock < need:
             raise self._no_stock(pool, spec, need)
         if spec.dry_run:
@@ -337,11 +264,42 @@ class World:
             self.client_tokens[spec.client_token] = ids
         return ids
 
+    def spot_vcpus_used(self, zone: str) -> int:
+        """vCPUs of the account's spot instances alive in ``zone`` (its spot quota's use)."""
+        return self.spot_vcpus.get(zone, 0)
+
+    def _check_spot_quota(self, pool: Pool, zone: str, need: int) -> None:
+        used = self.spot_vcpus_used(zone)
+        total = self.config.spot_vcpu_quota
+        if used + need * pool.cpu > total:
+            raise ApiError(
+                "LimitExceeded.UserSpotQuota",
+                f"The account's spot quota in {zone} is {total} vCPUs; {used} are in use and "
+                f"{need} x {pool.cpu} were requested.",
+            )
+
     def _no_stock(self, pool: Pool, spec: LaunchSpec, need: int) -> ApiError:
+        """The refusal for a pool short of stock, by how short and for which charge type.
+
+        Zone empty: ResourcesSoldOut.AvailabilityZoneSoldOut for spot (the code the shared
+        reference lists for spot), ResourceInsufficient.AvailabilityZoneSoldOut otherwise.
+        Type empty in the zone: ResourceInsufficient.ZoneSoldOutForSpecifiedInstance. Some
+        left but fewer than asked: MinCount's InsufficientOfferingMinimum, else
+        InvalidParameterValue.InsufficientOffering for spot ("竞价数量不足") and
+        ResourceInsufficient.SpecifiedInstanceType for pay-as-you-go.
+        """
+        spot = spec.charge_type == "SPOTPAID"
         if all(p.stock == 0 for p in self.pools.values() if p.zone == pool.zone):
+            code = (
+                "ResourcesSoldOut.AvailabilityZoneSoldOut"
+                if spot
+                else "ResourceInsufficient.AvailabilityZoneSoldOut"
+            )
+            return ApiError(code, f"The zone `{pool.zone}` is sold out.")
+        if pool.stock == 0:
             return ApiError(
-                "ResourceInsufficient.AvailabilityZoneSoldOut",
-                f"The zone `{pool.zone}` is sold out.",
+                "ResourceInsufficient.ZoneSoldOutForSpecifiedInstance",
+                f"The instance type {spec.instance_type} is sold out in {spec.zone}.",
             )
         if spec.min_count is not None:
             return ApiError(
@@ -350,7 +308,9 @@ class World:
                 f"fewer than MinCount {need}.",
             )
         return ApiError(
-            "ResourceInsufficient.SpecifiedInstanceType",
+            "InvalidParameterValue.InsufficientOffering"
+            if spot
+            else "ResourceInsufficient.SpecifiedInstanceType",
             f"The stock of {spec.instance_type} in {spec.zone} is insufficient "
             f"({pool.stock} left, {need} requested).",
         )
@@ -378,6 +338,8 @@ class World:
             vpc_id=spec.vpc_id,
             subnet_id=spec.subnet_id,
             key_ids=spec.key_ids,
+            echo=spec.echo,
+            public_ip=_public_ip(seq) if spec.echo.public_ip else None,
             will_fail=_roll(self.rng, self.config.launch_failure_rate),
             latest_operation_request_id=request_id,
         )
@@ -385,12 +347,14 @@ class World:
         self.alive[instance.instance_id] = instance
         self.membership_version += 1
         pool.held += 1
+        if instance.charge_type == "SPOTPAID":
+            self.spot_vcpus[instance.zone] = self.spot_vcpus.get(instance.zone, 0) + instance.cpu
         self.stats.launched_total += 1
         self._schedule(now + self.config.launch_delay_s, "boot", instance.instance_id)
         return instance.instance_id
 
-    def terminate(self, region: str, ids: list[str], now: float, request_id: str) -> None:
-        """TerminateInstances: all or nothing, refusing unknown, pending and terminating ids."""
+    def alive_in(self, region: str, ids: list[str]) -> list[Instance]:
+        """The alive instances ``ids`` of ``region`` (repeats dropped), or InvalidInstanceId."""
         unique = list(dict.fromkeys(ids))
         missing = [i for i in unique if i not in self.alive or self.alive[i].region != region]
         if missing:
@@ -398,18 +362,12 @@ class World:
                 "InvalidInstanceId.NotFound",
                 f"The instance ids `{', '.join(missing)}` do not exist.",
             )
-        instances = [self.alive[i] for i in unique]
-        for state, code in (
-            (State.PENDING, "UnsupportedOperation.InstanceStatePending"),
-            (State.TERMINATING, "UnsupportedOperation.InstanceStateTerminating"),
-        ):
-            stuck = [i.instance_id for i in instances if i.state == state]
-            if stuck:
-                raise ApiError(
-                    code,
-                    f"The instances `{', '.join(stuck)}` are {state}; the operation is "
-                    "not supported in this state.",
-                )
+        return [self.alive[i] for i in unique]
+
+    def terminate(self, region: str, ids: list[str], now: float, request_id: str) -> None:
+        """TerminateInstances: all or nothing, refusing unknown ids and busy states."""
+        instances = self.alive_in(region, ids)
+        power.check_accepts("TerminateInstances", instances)
         for instance in instances:
             self._begin_termination(instance, now, EndReason.TERMINATED, request_id)
 
@@ -427,12 +385,7 @@ class World:
         instance.state = State.RUNNING
         instance.latest_operation_state = "SUCCESS"
         instance.running_at = now
-        rate = self.config.reclaim_rate_per_hour
-        if instance.charge_type == "SPOTPAID" and rate > 0:
-            # A fraction r reclaimed per hour is a hazard of -ln(1 - r) per hour.
-            hazard = -math.log(max(1e-9, 1.0 - rate))
-            lifetime_s = self.rng.expovariate(hazard) * 3600.0
-            self._schedule(now + lifetime_s, "reclaim", instance.instance_id, instance.version)
+        self.schedule_reclaim(instance, now)
 
     def _begin_termination(
         self, instance: Instance, now: float, reason: EndReason, request_id: str = ""
@@ -457,6 +410,8 @@ class World:
         del self.alive[instance.instance_id]
         self.membership_version += 1
         self.pools[(instance.zone, instance.instance_type)].held -= 1
+        if instance.charge_type == "SPOTPAID":
+            self.spot_vcpus[instance.zone] -= instance.cpu
         self.stats.ended[str(reason)] += 1
 
     # ---- operator commands (admin API and scenario) ------------------------------------
@@ -575,18 +530,9 @@ class World:
         }
 
 
-def instance_names(name: str | None, count: int) -> list[str]:
-    """Tencent's naming of a batch: ``{R:x}`` counts up from x, else 1..n is appended."""
-    if name is None:
-        return [DEFAULT_INSTANCE_NAME] * count
-    start = name.find("{R:")
-    end = name.find("}", start)
-    if start >= 0 and end > start and name[start + 3 : end].isdigit():
-        first = int(name[start + 3 : end])
-        return [f"{name[:start]}{first + i}{name[end + 1 :]}" for i in range(count)]
-    if count == 1:
-        return [name]
-    return [f"{name}{i + 1}" for i in range(count)]
+def _public_ip(seq: int) -> str:
+    """A public address from TEST-NET-3 (203.0.113.0/24 and on): never a real host's."""
+    return f"203.0.{113 + seq // 254 % 100}.{seq % 254 + 1}"
 
 
 def _roll(rng: random.Random, rate: float) -> bool:

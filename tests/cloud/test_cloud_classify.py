@@ -30,6 +30,10 @@ EXPECTED: dict[str, type[CloudError]] = {
     "InvalidParameterValue.InsufficientOffering": CapacityError,
     "ResourceInsufficient.InsufficientOfferingMinimum": CapacityError,
     "ResourceInsufficient": CapacityError,
+    "ResourceInsufficient.ZoneSoldOutForSpecifiedInstance": CapacityError,
+    "ResourcesSoldOut.AvailabilityZoneSoldOut": CapacityError,
+    "UnsupportedOperation.StoppedModeStopCharging": OperationRejected,
+    "UnsupportedOperation.InstanceStateStopped": OperationRejected,
     # bid below market
     "InvalidParameterValue.InsufficientPrice": PriceTooLow,
     # quota

@@ -304,6 +304,55 @@ def test_pending_past_launch_timeout_and_launch_failed_are_terminated_and_replac
     assert [t.instance_ids for t in p.terminations] == [(failed.instance_id,)]
 
 
+@pytest.mark.parametrize(
+    ("node_state", "cloud_state", "terminated_now"),
+    [
+        # stopped from the console (or StopInstances) while the controller counted it running
+        (NodeState.RUNNING, "STOPPED", True),
+        # still stopping: CVM refuses TerminateInstances until it is STOPPED
+        (NodeState.RUNNING, "STOPPING", False),
+        # stopped before the controller ever saw it running
+        (NodeState.CREATING, "STOPPED", True),
+    ],
+)
+def test_a_stopped_instance_is_not_alive_it_is_replaced_and_terminated(
+    node_state: NodeState, cloud_state: str, terminated_now: bool
+) -> None:
+    healthy = node(NodeState.RUNNING)
+    stopped = node(node_state, launched=100)
+    observed = [instance(healthy), instance(stopped, cloud_state)]
+    p = plan(snap([env(2)], [healthy, stopped], observed=observed))
+    [change] = p.node_changes
+    assert (change.node_id, change.state, change.event, change.cloud_state) == (
+        stopped.id,
+        NodeState.DELETING,
+        "instance_stopped",
+        cloud_state,
+    )
+    assert change.end_reason == EndReason.STOPPED
+    assert cloud_state in change.detail
+    assert launched(p) == [("env-aaaaaaaa", P1, 1)]  # the replacement, in the same plan
+    terminated = [i for t in p.terminations for i in t.instance_ids]
+    assert terminated == ([stopped.instance_id] if terminated_now else [])
+
+
+def test_a_deleting_stopped_instance_is_terminated_once_it_settles() -> None:
+    n = node(NodeState.DELETING, cloud="STOPPING", end_reason=EndReason.STOPPED.value)
+    p = plan(snap([env(0)], [n], observed=[instance(n, "STOPPED")]))
+    assert [t.instance_ids for t in p.terminations] == [(n.instance_id,)]
+    assert [t.reason for t in p.terminations] == [EndReason.STOPPED]
+
+
+@pytest.mark.parametrize("cloud_state", ["REBOOTING", "STARTING"])
+def test_rebooting_or_starting_stays_alive_and_is_not_terminated(cloud_state: str) -> None:
+    n = node(NodeState.RUNNING)
+    p = plan(snap([env(1)], [n], observed=[instance(n, cloud_state)]))
+    assert [(c.state, c.event) for c in p.node_changes] == [
+        (NodeState.RUNNING, "instance_observed")
+    ]
+    assert (launched(p), p.terminations) == ([], [])
+
+
 def test_running_transition_recorded() -> None:
     n = node(NodeState.CREATING, launched=10)
     p = plan(snap([env(1)], [n], observed=[instance(n, "RUNNING")]))

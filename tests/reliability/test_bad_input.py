@@ -419,7 +419,7 @@ BAD_ROWS = {
     ),
     # valid rows the cloud refuses: ERROR, retried slowly, nobody else affected
     "instance-type-not-sold": BadRow(
-        {"instance_type": "GN7.2XLARGE32"},
+        {"instance_type": "GN10X.2XLARGE40"},
         LaunchRefused("InvalidParameterValue.InstanceTypeNotFound"),
     ),
     "zone-not-sold": BadRow(

@@ -96,7 +96,12 @@ def test_no_secret_in_any_output_of_an_end_to_end_run(tmp_path: Path) -> None:
     (tmp_path / "user-data.sh").write_text(USER_DATA)
     http_port = _free_port()
     outputs: dict[str, str] = {}
-    sim = fast_simulator(secret_id=SECRET_ID, secret_key=SECRET_KEY, launch_delay_s=0.05)
+    sim = fast_simulator(
+        secret_id=SECRET_ID,
+        secret_key=SECRET_KEY,
+        session_token=SESSION_TOKEN,
+        launch_delay_s=0.05,
+    )
     with simulator_server(sim) as sim_url:
         variables = {
             "SPOT_CONTROLLER_DATABASE_URL": f"sqlite:///{db}",

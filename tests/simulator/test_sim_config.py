@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from controller import settings
+from controller.core.regions import BY_NAME, region_of_zone
 from controller.errors import ConfigError
 from controller.simulator import Simulator, SimulatorConfig
 from controller.simulator import config as config_module
+from controller.simulator.limits import TENCENT_RATE_LIMITS
 from tests.simulator.helpers import FakeClock
 
 
@@ -27,19 +29,28 @@ def test_default_market() -> None:
         4,
     )
     zones = {p.zone for p in config.markets}
-    assert zones == {
-        "ap-guangzhou-3",
-        "ap-guangzhou-4",
-        "ap-guangzhou-6",
-        "ap-guangzhou-7",
-        "ap-shanghai-2",
-        "ap-shanghai-4",
-        "ap-shanghai-5",
+    regions = {region_of_zone(z) for z in zones}
+    assert regions == {
+        "ap-guangzhou",
+        "ap-shanghai",
+        "ap-beijing",
+        "ap-nanjing",
+        "ap-chengdu",
+        "ap-hongkong",
+        "ap-singapore",
+    }
+    # the one list of regions and zones: the market sells nowhere else
+    assert all(z in BY_NAME[region_of_zone(z)].zones for z in zones)
+    assert {"ap-guangzhou-3", "ap-guangzhou-7", "ap-shanghai-5", "ap-beijing-6"} <= zones
+    on_demand_only = {(p.zone, p.instance_type) for p in config.markets if not p.spot}
+    assert on_demand_only == {
+        ("ap-guangzhou-3", "GN7.2XLARGE32"),
+        ("ap-shanghai-4", "GN7.2XLARGE32"),
     }
     types = {p.instance_type for p in config.markets}
     assert {"S2.MEDIUM4", "S5.MEDIUM4", "S5.LARGE8", "SA2.MEDIUM4", "SA3.LARGE8"} <= types
     assert "img-pmqg1cw7" in config.images
-    assert config.faults.rate_limits == settings.DEFAULT_RATE_LIMITS
+    assert config.faults.rate_limits == dict(TENCENT_RATE_LIMITS)
     assert (config.launch_delay_s, config.terminate_delay_s) == (3.0, 1.0)
     assert config.auth_enabled
 
@@ -77,10 +88,9 @@ def test_the_documented_example_file_parses(tmp_path: Path) -> None:
     ]
     assert config.markets[0].on_demand_price == pytest.approx(0.6)
     assert config.faults.rate_limits == {
+        **TENCENT_RATE_LIMITS,
         "RunInstances": 5.0,
-        "TerminateInstances": 10.0,
         "DescribeInstances": None,
-        "DescribeInstancesStatus": 40.0,
     }
     assert [(e.at_s, e.action) for e in config.scenario] == [(30, "market"), (60, "faults")]
     assert config.scenario[0].payload == {

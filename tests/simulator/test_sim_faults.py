@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from controller.simulator import Simulator, SimulatorConfig
+from controller.simulator.limits import TENCENT_RATE_LIMITS
 from controller.simulator.server import background_server
 from tests.simulator.helpers import Cvm, FakeClock, in_process, spot
 
@@ -112,12 +113,7 @@ async def test_default_rate_limits_are_tencents(clock: FakeClock) -> None:
             await cvm.ok("DescribeInstances", {})
         assert await cvm.code("DescribeInstances", {}) == "RequestLimitExceeded"
         faults = (await cvm.admin("GET", "faults"))["faults"]
-        assert faults["rate_limits"] == {
-            "RunInstances": 10.0,
-            "TerminateInstances": 10.0,
-            "DescribeInstances": 40.0,
-            "DescribeInstancesStatus": 40.0,
-        }
+        assert faults["rate_limits"] == dict(TENCENT_RATE_LIMITS)
         await cvm.admin("PUT", "faults", {"rate_limits": None})
         assert (await cvm.admin("GET", "faults"))["faults"]["rate_limits"] == {}
         await cvm.ok("DescribeInstances", {})

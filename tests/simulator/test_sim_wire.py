@@ -73,7 +73,7 @@ async def test_auth_failures(cvm: Cvm, clock: FakeClock) -> None:
 
 
 async def test_request_level_errors(cvm: Cvm) -> None:
-    assert await cvm.code("StartInstances", {}) == "InvalidAction"
+    assert await cvm.code("ResetInstance", {}) == "InvalidAction"
     assert await cvm.code("", {}) == "MissingParameter"
     assert await cvm.code("DescribeInstances", {}, headers={"X-TC-Version": "2020-01-01"}) == (
         "NoSuchVersion"
@@ -87,7 +87,7 @@ async def test_request_level_errors(cvm: Cvm) -> None:
     assert await cvm.code("DescribeInstances", {"Limit": "5"}) == "InvalidParameter"
     assert await cvm.code("DescribeInstances", {"Limits": 5}) == "UnknownParameter"
     stats = await cvm.admin("GET", "stats")
-    assert stats["calls_by_action_and_code"]["StartInstances"] == {"InvalidAction": 1}
+    assert stats["calls_by_action_and_code"]["ResetInstance"] == {"InvalidAction": 1}
 
 
 async def test_auth_can_be_turned_off(config: SimulatorConfig, clock: FakeClock) -> None:
@@ -98,12 +98,12 @@ async def test_auth_can_be_turned_off(config: SimulatorConfig, clock: FakeClock)
 
 
 async def test_home_region_is_accepted_without_pools(clock: FakeClock) -> None:
-    config = SimulatorConfig(secret_id="AKIDtest", secret_key="k", region="ap-singapore")
+    config = SimulatorConfig(secret_id="AKIDtest", secret_key="k", region="ap-tokyo")
     sim = Simulator(config, seed=1, clock=clock)
     async with in_process(sim, clock) as cvm:
-        result = await cvm.ok("DescribeInstances", {}, region="ap-singapore")
+        result = await cvm.ok("DescribeInstances", {}, region="ap-tokyo")
         assert result["TotalCount"] == 0
-        zones = await cvm.ok("DescribeZoneInstanceConfigInfos", {}, region="ap-singapore")
+        zones = await cvm.ok("DescribeZoneInstanceConfigInfos", {}, region="ap-tokyo")
         assert zones["InstanceTypeQuotaSet"] == []
 
 
