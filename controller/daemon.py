@@ -25,6 +25,7 @@ from controller.core.model import NodeState
 from controller.errors import ConfigError, SpotControllerError, StoreUnavailable
 from controller.logs import get_logger
 from controller.reconciler import Reconciler
+from controller.service import Environments
 from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY, Secret, Settings
 from controller.store.database import describe_url, normalise_url
 from controller.store.store import Store
@@ -131,7 +132,8 @@ async def run_daemon(
                 settings = simulator_settings(settings, base_url)
                 log.info("simulator_started", endpoint=base_url, admin=f"{base_url}/_sim/instances")
                 if not await store.list_environments():
-                    env = await store.create_environment(DEMO_ENVIRONMENT, settings.region)
+                    demo = Environments(store, settings.region)
+                    env = (await demo.create(DEMO_ENVIRONMENT)).to_json()
                     log.info(
                         "demo_environment_created",
                         env=env["name"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -77,6 +78,24 @@ def _sqlite_begin(conn: Any) -> None:
     busy timeout."""
     mode = conn.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
     conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def sqlite_file_is_blank(url: sa.URL) -> bool:
+    """Whether ``url`` names a SQLite file that does not exist yet, or exists with 0 bytes.
+
+    Such a database has no schema, and a reader learns so without connecting: connecting
+    would create the file (and WAL mode would write its header). When the file's directory
+    is missing, False: connecting fails there and says so, creating nothing.
+    """
+    if url.get_backend_name() != "sqlite":
+        return False
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return False
+    path = Path(database)
+    if not path.parent.is_dir():
+        return False
+    return not path.exists() or (path.is_file() and path.stat().st_size == 0)
 
 
 def is_unavailable(exc: BaseException) -> bool:

@@ -9,6 +9,7 @@ import pytest
 from controller import health
 from controller.cloud.client import CvmClient
 from controller.reconciler import Reconciler
+from controller.service import Environments
 from controller.store.database import create_engine
 from controller.store.store import Store
 from tests.daemon.harness import World, eventually, running_reconciler, settings_for
@@ -29,7 +30,7 @@ async def test_healthz_readyz_and_metrics_of_a_running_daemon(
     settings = settings_for(database_url, sim_url)
     store = await Store.open(database_url)
     try:
-        env = await store.create_environment(SEED, "ap-guangzhou")
+        env = await Environments(store, "ap-guangzhou").create(SEED)
         async with running_reconciler(settings, store) as reconciler:
             sock = health.bind("127.0.0.1:0")
             port = sock.getsockname()[1]
@@ -41,7 +42,7 @@ async def test_healthz_readyz_and_metrics_of_a_running_daemon(
                 tg.start_soon(health.serve, reconciler, sock, stop)
 
                 async def converged() -> bool:
-                    return await world.running(env["id"]) == 2
+                    return await world.running(env.id) == 2
 
                 await eventually(converged, what="2 running")
 
@@ -51,19 +52,17 @@ async def test_healthz_readyz_and_metrics_of_a_running_daemon(
                     except httpx.TransportError:
                         return False
                     return (
-                        f'spot_controller_environment_running{{env="web",env_id="{env["id"]}"}} 2.0'
+                        f'spot_controller_environment_running{{env="web",env_id="{env.id}"}} 2.0'
                         in text
                     )
 
                 await eventually(metrics_show_it, what="metrics")
                 text = (await http.get("/metrics")).text
                 assert (
-                    f'spot_controller_environment_desired{{env="web",env_id="{env["id"]}"}} 2.0'
+                    f'spot_controller_environment_desired{{env="web",env_id="{env.id}"}} 2.0'
                     in text
                 )
-                assert (
-                    f'spot_controller_instances_launched_total{{env_id="{env["id"]}"}} 2.0' in text
-                )
+                assert f'spot_controller_instances_launched_total{{env_id="{env.id}"}} 2.0' in text
                 assert (
                     'spot_controller_cloud_calls_total{action="RunInstances",code="OK"} 1.0' in text
                 )
