@@ -90,6 +90,14 @@ class SchemaNotCurrent(StoreError):
     it until it is migrated (or, when it is newer, until a newer spot-controller is installed)."""
 
 
+def no_schema(where: str) -> SchemaNotCurrent:
+    """The refusal for a database without a schema (alembic has never run on it)."""
+    return SchemaNotCurrent(
+        f"database {where} has no schema (revision none, this spot-controller needs "
+        f"{head_revision()}): run `spot-controller db upgrade`"
+    )
+
+
 def schema_not_current(where: str, current: str | None) -> SchemaNotCurrent | None:
     """The one-line refusal for a database at ``current`` (None: no schema), or None at head.
 
@@ -101,10 +109,7 @@ def schema_not_current(where: str, current: str | None) -> SchemaNotCurrent | No
     if current == head:
         return None
     if current is None:
-        return SchemaNotCurrent(
-            f"database {where} has no schema (revision none, this spot-controller needs {head}): "
-            "run `spot-controller db upgrade`"
-        )
+        return no_schema(where)
     if current in known_revisions():
         return SchemaNotCurrent(
             f"database {where} is at revision {current}, older than {head} which this "

@@ -44,12 +44,6 @@ from controller.store.schema import (
 )
 
 
-def _refusal(where: str, current: str | None) -> migrate.SchemaNotCurrent:
-    refusal = migrate.schema_not_current(where, current)
-    assert refusal is not None  # no revision is never the head
-    return refusal
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -119,7 +113,7 @@ class Store:
         where = describe_url(engine.url)
         try:
             if not migrate_schema and sqlite_file_is_blank(engine.url):
-                raise _refusal(where, None)
+                raise migrate.no_schema(where)
             await check_connection(engine)
             current = await migrate.current_revision(engine)
             if migrate_schema and (current is None or current in migrate.known_revisions()):
