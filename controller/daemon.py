@@ -26,6 +26,7 @@ from controller.core.model import NodeState
 from controller.errors import ConfigError, SpotControllerError, StoreUnavailable
 from controller.logs import get_logger
 from controller.reconcile.engine import Engine, EngineView
+from controller.service import Environments
 from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY, Secret, Settings
 from controller.store.database import describe_url, normalise_url
 from controller.store.store import Store
@@ -134,7 +135,8 @@ async def run_daemon(
                     Event.SIMULATOR_STARTED, endpoint=base_url, admin=f"{base_url}/_sim/instances"
                 )
                 if not await store.list_environments():
-                    env = await store.create_environment(DEMO_ENVIRONMENT, settings.region)
+                    demo = Environments(store, settings.region)
+                    env = (await demo.create(DEMO_ENVIRONMENT)).to_json()
                     log.info(
                         Event.DEMO_ENVIRONMENT_CREATED,
                         env=env["name"],

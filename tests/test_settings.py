@@ -193,6 +193,8 @@ def test_extra_region_lets_the_cli_run(tmp_path: Path) -> None:
         "--desired",
         "0",
     ]
+    migrated = run_cli(["db", "upgrade"], variables)
+    assert migrated.returncode == 0, migrated.stderr
     made = run_cli([*create, "--zone", "ap-newcity-1", "--output", "json"], variables)
     assert made.returncode == 0, made.stderr
     assert json.loads(made.stdout)["zone"] == "ap-newcity-1"

@@ -2,3 +2,8 @@
 
 Validation and typed views of compute environments over the store; the store only stores.
 """
+
+from controller.service.environments import EnvironmentNotFound, Environments
+from controller.service.views import ActivityView, EnvironmentView, NodeView
+
+__all__ = ["ActivityView", "EnvironmentNotFound", "EnvironmentView", "Environments", "NodeView"]

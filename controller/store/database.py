@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -79,6 +80,29 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+def _sqlite_file(url: sa.URL) -> Path | None:
+    """The file a SQLite URL names; None for another backend or an in-memory database."""
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def sqlite_file_is_blank(url: sa.URL) -> bool:
+    """Whether ``url`` names a SQLite file that does not exist yet, or exists with 0 bytes.
+
+    Such a database has no schema, and a reader learns so without connecting: connecting
+    would create the file (and WAL mode would write its header). When the file's directory
+    is missing, False: connecting fails there and says so, creating nothing.
+    """
+    path = _sqlite_file(url)
+    if path is None or not path.parent.is_dir():
+        return False
+    return not path.exists() or (path.is_file() and path.stat().st_size == 0)
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """Whether a database exception means the server or file cannot be reached."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
@@ -90,8 +114,24 @@ def is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, SQLAlchemyError) and any(m in text for m in markers)
 
 
+def _sqlite_directory_missing(url: sa.URL) -> Path | None:
+    path = _sqlite_file(url)
+    return None if path is None or path.parent.is_dir() else path.parent
+
+
 async def check_connection(engine: AsyncEngine) -> None:
-    """Open one connection; StoreUnavailable with a one-line reason if that fails."""
+    """Open one connection; StoreUnavailable with a one-line reason if that fails.
+
+    A SQLite file in a directory that does not exist is refused before the driver is asked:
+    the driver's failed connect can leave its worker thread posting to the closed event loop,
+    which prints a traceback after our one-line error.
+    """
+    missing = _sqlite_directory_missing(engine.url)
+    if missing is not None:
+        raise StoreUnavailable(
+            f"cannot open database {describe_url(engine.url)}: unable to open database file "
+            f"(no directory {missing})"
+        )
     try:
         async with engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))

@@ -77,3 +77,45 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 
 async def is_at_head(engine: AsyncEngine) -> bool:
     return await current_revision(engine) == head_revision()
+
+
+def known_revisions() -> frozenset[str]:
+    """Every revision this installed code has a migration for."""
+    script = ScriptDirectory.from_config(alembic_config())
+    return frozenset(rev.revision for rev in script.walk_revisions())
+
+
+class SchemaNotCurrent(StoreError):
+    """The database is not at the schema this code was written for: nothing may read or write
+    it until it is migrated (or, when it is newer, until a newer spot-controller is installed)."""
+
+
+def no_schema(where: str) -> SchemaNotCurrent:
+    """The refusal for a database without a schema (alembic has never run on it)."""
+    return SchemaNotCurrent(
+        f"database {where} has no schema (revision none, this spot-controller needs "
+        f"{head_revision()}): run `spot-controller db upgrade`"
+    )
+
+
+def schema_not_current(where: str, current: str | None) -> SchemaNotCurrent | None:
+    """The one-line refusal for a database at ``current`` (None: no schema), or None at head.
+
+    Three cases a user acts on differently: an empty database and an older one are migrated
+    with ``db upgrade``; a newer one was migrated by a newer release, which this one must not
+    read, and no upgrade command of this release can help.
+    """
+    head = head_revision()
+    if current == head:
+        return None
+    if current is None:
+        return no_schema(where)
+    if current in known_revisions():
+        return SchemaNotCurrent(
+            f"database {where} is at revision {current}, older than {head} which this "
+            "spot-controller needs: run `spot-controller db upgrade`"
+        )
+    return SchemaNotCurrent(
+        f"database {where} is at revision {current}, newer than {head}, the newest this "
+        "spot-controller knows: install the spot-controller that migrated it"
+    )

@@ -19,7 +19,6 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from controller.core import spec as specs
 from controller.core.instances import LaunchRequest, Offering
 from controller.core.model import CREATE_NODE, ActivityRecord, Launch, Node, NodeState
 from controller.core.spec import STATUS_COLUMNS, USER_COLUMNS
@@ -32,6 +31,7 @@ from controller.store.database import (
     create_engine,
     describe_url,
     is_unavailable,
+    sqlite_file_is_blank,
 )
 from controller.store.notify import EnvironmentChanges, watch_environment_changes
 from controller.store.schema import (
@@ -102,17 +102,25 @@ class Store:
 
     @classmethod
     async def open(cls, url: str, *, migrate_schema: bool = False) -> Store:
-        """Connect (and optionally migrate); StoreUnavailable with a one-line reason on failure."""
+        """Connect, and migrate only when asked (``db upgrade`` and the daemon do).
+
+        Without ``migrate_schema`` the schema must be at the head this code knows, or
+        SchemaNotCurrent says in one line which revision the database is at and what to do;
+        a blank SQLite file is refused without being opened, so it is not created either.
+        A database newer than this code is refused in both modes. StoreUnavailable with a
+        one-line reason when the database cannot be reached.
+        """
         engine = create_engine(url)
+        where = describe_url(engine.url)
         try:
+            if not migrate_schema and sqlite_file_is_blank(engine.url):
+                raise migrate.no_schema(where)
             await check_connection(engine)
-            if migrate_schema:
+            current = await migrate.current_revision(engine)
+            if migrate_schema and (current is None or current in migrate.known_revisions()):
                 await migrate.upgrade(engine)
-            elif not await migrate.is_at_head(engine):
-                raise StoreError(
-                    f"database {describe_url(engine.url)} is not migrated to the current schema: "
-                    "run `spot-controller db upgrade`"
-                )
+            elif refusal := migrate.schema_not_current(where, current):
+                raise refusal
         except BaseException:
             await engine.dispose()
             raise
@@ -298,23 +306,24 @@ class Store:
 
     # ----- environments: the user's side -------------------------------------------------
 
-    async def create_environment(self, values: Mapping[str, Any], region: str) -> dict[str, Any]:
-        """Validate and insert one environment; ValidationFailed names the field and rule."""
-        row = {k: v for k, v in values.items() if k in USER_COLUMNS and v is not None}
-        probe = {**row, "id": "env-00000000"}
-        specs.parse_environment(probe, region)
-        row["max_price"] = specs.validate_max_price(row["max_price"])
+    async def insert_environment(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Insert one environment, as given: the service has validated and normalised it.
+
+        The store keeps only the database's own rules: user columns only, and a constraint
+        that refuses the row (unique name, ranges) becomes ValidationFailed naming it.
+        """
+        values = _user_columns(row)
         try:
             async with self._tx(write=True) as conn:
                 result = await self._execute(
                     conn,
                     compute_environments.insert()
-                    .values(**row)
+                    .values(**values)
                     .returning(compute_environments.c.id),
                 )
                 env_id = result.scalar_one()
         except IntegrityError as exc:
-            raise _integrity_to_validation(exc, row.get("name")) from None
+            raise _integrity_to_validation(exc, values.get("name")) from None
         created = await self.get_environment(env_id)
         assert created is not None
         return created
@@ -336,34 +345,22 @@ class Store:
             row = result.first()
             return _env_row(row) if row else None
 
-    async def update_environment(
-        self, name_or_id: str, changes: Mapping[str, Any], region: str
-    ) -> dict[str, Any]:
-        """Change user columns of one environment, checking the result as a whole."""
-        current = await self.get_environment(name_or_id)
-        if current is None:
-            raise ValidationFailed("name", f"no environment named {name_or_id!r}")
-        bad = [k for k in changes if k not in USER_COLUMNS]
-        if bad:
-            raise ValidationFailed(bad[0], "is not a column a user can set")
-        merged = {**current, **changes}
-        specs.parse_environment(merged, region)
-        values = dict(changes)
-        if "max_price" in values:
-            values["max_price"] = specs.validate_max_price(values["max_price"])
+    async def change_environment(
+        self, env_id: str, changes: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """Set user columns of one environment (validated by the service); None if it is gone."""
+        values = _user_columns(changes)
         try:
             async with self._tx(write=True) as conn:
                 await self._execute(
                     conn,
                     compute_environments.update()
-                    .where(compute_environments.c.id == current["id"])
+                    .where(compute_environments.c.id == env_id)
                     .values(**values),
                 )
         except IntegrityError as exc:
             raise _integrity_to_validation(exc, values.get("name")) from None
-        updated = await self.get_environment(current["id"])
-        assert updated is not None
-        return updated
+        return await self.get_environment(env_id)
 
     async def delete_environment(self, name_or_id: str) -> dict[str, Any] | None:
         """Delete the row; the daemon then terminates its instances. History stays."""
@@ -736,6 +733,14 @@ def _activity_values(activity: ActivityRecord, now: datetime) -> dict[str, Any]:
         "start_time": now,
         "end_time": now if activity.ended else None,
     }
+
+
+def _user_columns(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The values as columns of compute_environments a user may write; others are refused."""
+    bad = [k for k in values if k not in USER_COLUMNS]
+    if bad:
+        raise ValidationFailed(bad[0], "is not a column a user can set")
+    return dict(values)
 
 
 def _integrity_to_validation(exc: IntegrityError, name: Any) -> ValidationFailed:

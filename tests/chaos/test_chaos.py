@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from controller.service import Environments
 from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY
 from controller.simulator import FaultsConfig, Simulator, SimulatorConfig
 from controller.simulator.server import background_server
@@ -56,7 +57,7 @@ def _create_environments(database_url: str) -> dict[str, int]:
         try:
             ids = {}
             for name, desired in ENVIRONMENTS.items():
-                row = await store.create_environment(
+                row = await Environments(store, "ap-guangzhou").create(
                     {
                         "name": name,
                         "zone": "ap-guangzhou-3",
@@ -65,10 +66,9 @@ def _create_environments(database_url: str) -> dict[str, int]:
                         "image_id": "img-pmqg1cw7",
                         "max_price": "0.60",
                         "desired_count": desired,
-                    },
-                    "ap-guangzhou",
+                    }
                 )
-                ids[row["id"]] = desired
+                ids[row.id] = desired
             return ids
         finally:
             await store.close()

@@ -1,4 +1,4 @@
-"""The health and metrics listener, over real HTTP, against a running reconciler."""
+"""The health and metrics listener, over real HTTP, against a running engine."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from controller import health
 from controller.cloud.client import CvmClient
 from controller.reconcile.engine import Engine
+from controller.service import Environments
 from controller.store.database import create_engine
 from controller.store.store import Store
 from tests.support.polling import eventually
@@ -30,7 +31,7 @@ async def test_healthz_readyz_and_metrics_of_a_running_daemon(
     settings = settings_for(database_url, sim_url)
     store = await Store.open(database_url)
     try:
-        env = await store.create_environment(SEED, "ap-guangzhou")
+        env = await Environments(store, "ap-guangzhou").create(SEED)
         async with running_engine(settings, store) as engine:
             sock = health.bind("127.0.0.1:0")
             port = sock.getsockname()[1]
@@ -42,7 +43,7 @@ async def test_healthz_readyz_and_metrics_of_a_running_daemon(
                 tg.start_soon(health.serve, engine.view, sock, stop)
 
                 async def converged() -> bool:
-                    return await world.running(env["id"]) == 2
+                    return await world.running(env.id) == 2
 
                 await eventually(converged, what="2 running")
 
@@ -52,19 +53,17 @@ async def test_healthz_readyz_and_metrics_of_a_running_daemon(
                     except httpx.TransportError:
                         return False
                     return (
-                        f'spot_controller_environment_running{{env="web",env_id="{env["id"]}"}} 2.0'
+                        f'spot_controller_environment_running{{env="web",env_id="{env.id}"}} 2.0'
                         in text
                     )
 
                 await eventually(metrics_show_it, what="metrics")
                 text = (await http.get("/metrics")).text
                 assert (
-                    f'spot_controller_environment_desired{{env="web",env_id="{env["id"]}"}} 2.0'
+                    f'spot_controller_environment_desired{{env="web",env_id="{env.id}"}} 2.0'
                     in text
                 )
-                assert (
-                    f'spot_controller_instances_launched_total{{env_id="{env["id"]}"}} 2.0' in text
-                )
+                assert f'spot_controller_instances_launched_total{{env_id="{env.id}"}} 2.0' in text
                 assert (
                     'spot_controller_cloud_calls_total{action="RunInstances",code="OK"} 1.0' in text
                 )
@@ -89,7 +88,7 @@ async def test_a_loop_that_does_not_run_is_unhealthy_and_unready(
     sqlite_url: str, sim_url: str
 ) -> None:
     settings = settings_for(sqlite_url, sim_url)
-    # A store whose database cannot be reached, and a reconciler that never runs a pass.
+    # A store whose database cannot be reached, and an engine that never runs a pass.
     store = Store(create_engine("postgresql://nobody@127.0.0.1:1/none"))
     try:
         async with CvmClient(settings) as client:

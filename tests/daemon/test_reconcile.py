@@ -1,4 +1,4 @@
-"""End to end: reconciler + simulator over real HTTP, on SQLite and PostgreSQL.
+"""End to end: the engine + simulator over real HTTP, on SQLite and PostgreSQL.
 
 Every assertion that matters reads the simulator's ground truth or the database rows.
 """
@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from controller.core.model import TOKEN_TAG, NodeState
 from controller.errors import StoreError
+from controller.service import Environments, EnvironmentView
 from controller.store.store import Store
 from tests.support.polling import eventually, holds
 from tests.support.world import World, converged, running_engine, settings_for
@@ -28,8 +29,8 @@ SEED = {
 REGION = "ap-guangzhou"
 
 
-async def _env(store: Store, **changes: Any) -> dict[str, Any]:
-    return await store.create_environment({**SEED, **changes}, REGION)
+async def _env(store: Store, **changes: Any) -> EnvironmentView:
+    return await Environments(store, REGION).create({**SEED, **changes})
 
 
 async def _row(store: Store, name: str) -> dict[str, Any]:
@@ -46,15 +47,15 @@ async def test_converges_from_zero_and_records_everything(
     try:
         env = await _env(store)
         async with running_engine(settings, store):
-            await eventually(lambda: converged(world, store, env["id"], 3), what="3 running")
-        alive = await world.alive(env["id"])
-        nodes = await store.list_nodes(env["id"])
+            await eventually(lambda: converged(world, store, env.id, 3), what="3 running")
+        alive = await world.alive(env.id)
+        nodes = await store.list_nodes(env.id)
         assert {n["instance_id"] for n in nodes} == {i["InstanceId"] for i in alive}
         assert all(n["state"] == "RUNNING" for n in nodes)
         # Tags at launch, including the cluster and the launch token.
         assert all(i["Tags"]["spot-controller:cluster"] == "default" for i in alive)
         assert all(TOKEN_TAG in i["Tags"] for i in alive)
-        acts = await store.list_activities(env["id"])
+        acts = await store.list_activities(env.id)
         assert sorted(a["state"] for a in acts) == ["SUCCEED"] * 3
         assert {a["activity_type"] for a in acts} == {"CREATE_COMPUTE_NODE"}
     finally:
@@ -71,23 +72,23 @@ async def test_reclaimed_and_released_instances_are_replaced(
     try:
         env = await _env(store, desired_count=4)
         async with running_engine(settings, store):
-            await eventually(lambda: converged(world, store, env["id"], 4), what="4 running")
-            first = [i["InstanceId"] for i in await world.alive(env["id"])]
+            await eventually(lambda: converged(world, store, env.id, 4), what="4 running")
+            first = [i["InstanceId"] for i in await world.alive(env.id)]
             await world.admin("POST", "reclaim", {"instance_ids": first[:2]})
             await world.admin("POST", "release", {"instance_ids": first[2:3]})
 
             async def replaced() -> bool:
-                alive = {i["InstanceId"] for i in await world.alive(env["id"])}
-                return not (alive & set(first[:3])) and await converged(world, store, env["id"], 4)
+                alive = {i["InstanceId"] for i in await world.alive(env.id)}
+                return not (alive & set(first[:3])) and await converged(world, store, env.id, 4)
 
             await eventually(replaced, what="3 replacements")
-        nodes = {n["instance_id"]: n for n in await store.list_nodes(env["id"])}
+        nodes = {n["instance_id"]: n for n in await store.list_nodes(env.id)}
         assert {nodes[i]["end_reason"] for i in first[:2]} == {"interrupted"}
         assert nodes[first[2]]["end_reason"] == "released"
         assert len(nodes) == 7  # 4 + 3 replacements, every one recorded
         terminations = [
             a
-            for a in await store.list_activities(env["id"])
+            for a in await store.list_activities(env.id)
             if a["activity_type"] == "TERMINATE_COMPUTE_NODE"
         ]
         assert len(terminations) == 3
@@ -116,14 +117,14 @@ async def test_replacement_launched_before_a_failed_record_of_the_ending_is_not_
     try:
         env = await _env(store, desired_count=3)
         async with running_engine(settings, store) as engine:
-            await eventually(lambda: converged(world, store, env["id"], 3), what="3 running")
+            await eventually(lambda: converged(world, store, env.id, 3), what="3 running")
             monkeypatch.setattr(Store, "record_changes", fail_once_on_an_ending)
-            first = [i["InstanceId"] for i in await world.alive(env["id"])]
+            first = [i["InstanceId"] for i in await world.alive(env.id)]
             await world.admin("POST", "release", {"instance_ids": first[:1]})
 
             async def replaced() -> bool:
-                alive = {i["InstanceId"] for i in await world.alive(env["id"])}
-                return first[0] not in alive and await converged(world, store, env["id"], 3)
+                alive = {i["InstanceId"] for i in await world.alive(env.id)}
+                return first[0] not in alive and await converged(world, store, env.id, 3)
 
             await eventually(replaced, what="the released instance replaced once")
             await eventually(lambda: holds(bool(failed)), what="the injected failure")
@@ -134,13 +135,13 @@ async def test_replacement_launched_before_a_failed_record_of_the_ending_is_not_
                 what="two more sweeps",
             )
         assert failed == [1]
-        alive = await world.alive(env["id"])
+        alive = await world.alive(env.id)
         assert len(alive) == 3
         assert set(first[1:]) <= {i["InstanceId"] for i in alive}
         stats = await world.stats()
         assert stats["calls"]["RunInstances"] == 2  # the first launch of 3, one replacement
         assert "TerminateInstances" not in stats["calls"]
-        nodes = {n["instance_id"]: n for n in await store.list_nodes(env["id"])}
+        nodes = {n["instance_id"]: n for n in await store.list_nodes(env.id)}
         assert nodes[first[0]]["state"] == "ENDED"
         assert nodes[first[0]]["end_reason"] == "released"
         assert sorted(n["state"] for n in nodes.values()) == ["ENDED"] + ["RUNNING"] * 3
@@ -161,19 +162,19 @@ async def test_probe_replaces_a_reclaimed_instance_before_the_next_sweep(
     try:
         env = await _env(store, desired_count=3)
         async with running_engine(settings, store, probe_share=1000.0) as engine:
-            await eventually(lambda: converged(world, store, env["id"], 3), what="3 running")
+            await eventually(lambda: converged(world, store, env.id, 3), what="3 running")
             assert engine.view.probe_interval() == pytest.approx(0.1)
-            victim = (await world.alive(env["id"]))[0]["InstanceId"]
+            victim = (await world.alive(env.id))[0]["InstanceId"]
             await world.admin("POST", "reclaim", {"instance_ids": [victim]})
 
             async def replaced() -> bool:
-                alive = {i["InstanceId"] for i in await world.alive(env["id"])}
-                return victim not in alive and await converged(world, store, env["id"], 3)
+                alive = {i["InstanceId"] for i in await world.alive(env.id)}
+                return victim not in alive and await converged(world, store, env.id, 3)
 
             await eventually(replaced, within_s=10, what="the reclaimed instance replaced")
             gone = {i["InstanceId"]: i["InstanceState"] for i in await world.instances()}
             assert gone[victim] == "TERMINATING"  # replaced while the cloud still ends it
-        nodes = {n["instance_id"]: n for n in await store.list_nodes(env["id"])}
+        nodes = {n["instance_id"]: n for n in await store.list_nodes(env.id)}
         assert nodes[victim]["end_reason"] == "interrupted"
         assert len(nodes) == 4
     finally:
@@ -193,18 +194,18 @@ async def test_postgres_notification_starts_a_pass_without_waiting_for_the_poll(
     try:
         env = await _env(store, desired_count=1)
         async with running_engine(settings, store):
-            await eventually(lambda: converged(world, store, env["id"], 1), what="1 running")
+            await eventually(lambda: converged(world, store, env.id, 1), what="1 running")
             async with store.engine.begin() as conn:
                 await conn.execute(
                     sa.text("UPDATE compute_environments SET desired_count = 3 WHERE id = :id"),
-                    {"id": env["id"]},
+                    {"id": env.id},
                 )
 
             async def launched() -> bool:
-                return len(await world.alive(env["id"])) == 3
+                return len(await world.alive(env.id)) == 3
 
             await eventually(launched, within_s=10, what="2 more instances launched")
-        assert len(await store.list_nodes(env["id"])) == 3
+        assert len(await store.list_nodes(env.id)) == 3
     finally:
         await store.close()
 
@@ -221,18 +222,18 @@ async def test_a_plain_sql_change_is_read_at_the_next_poll_not_the_next_resync(
     try:
         env = await _env(store, desired_count=1)
         async with running_engine(settings, store):
-            await eventually(lambda: converged(world, store, env["id"], 1), what="1 running")
+            await eventually(lambda: converged(world, store, env.id, 1), what="1 running")
             async with store.engine.begin() as conn:
                 await conn.execute(
                     sa.text("UPDATE compute_environments SET desired_count = 3 WHERE id = :id"),
-                    {"id": env["id"]},
+                    {"id": env.id},
                 )
 
             async def launched() -> bool:
-                return len(await world.alive(env["id"])) == 3
+                return len(await world.alive(env.id)) == 3
 
             await eventually(launched, within_s=10, what="2 more instances launched")
-        assert len(await store.list_nodes(env["id"])) == 3
+        assert len(await store.list_nodes(env.id)) == 3
     finally:
         await store.close()
 
@@ -245,7 +246,7 @@ async def test_scale_up_down_and_to_zero_follow_sql_updates(
     try:
         env = await _env(store, desired_count=2)
         async with running_engine(settings, store):
-            await eventually(lambda: converged(world, store, env["id"], 2), what="2 running")
+            await eventually(lambda: converged(world, store, env.id, 2), what="2 running")
             for desired in (5, 1, 0):
                 async with store.engine.begin() as conn:
                     await conn.execute(
@@ -255,7 +256,7 @@ async def test_scale_up_down_and_to_zero_follow_sql_updates(
                         {"n": desired},
                     )
                 await eventually(
-                    lambda d=desired: converged(world, store, env["id"], d),
+                    lambda d=desired: converged(world, store, env.id, d),
                     what=f"{desired} running",
                 )
         stats = await world.stats()
@@ -273,17 +274,17 @@ async def test_deleting_an_environment_terminates_its_instances_and_keeps_histor
         env = await _env(store, desired_count=2)
         other = await _env(store, name="other", desired_count=1)
         async with running_engine(settings, store):
-            await eventually(lambda: converged(world, store, env["id"], 2), what="2 running")
+            await eventually(lambda: converged(world, store, env.id, 2), what="2 running")
             await store.delete_environment("web")
 
             async def gone() -> bool:
-                return await world.alive(env["id"]) == []
+                return await world.alive(env.id) == []
 
             await eventually(gone, what="instances of the deleted env terminated")
-            await eventually(lambda: converged(world, store, other["id"], 1), what="other")
-        nodes = await store.list_nodes(env["id"])
+            await eventually(lambda: converged(world, store, other.id, 1), what="other")
+        nodes = await store.list_nodes(env.id)
         assert {n["end_reason"] for n in nodes} == {"env_deleted"}
-        assert len(await store.list_activities(env["id"])) == 4  # 2 creates + 2 terminates
+        assert len(await store.list_activities(env.id)) == 4  # 2 creates + 2 terminates
     finally:
         await store.close()
 
@@ -313,7 +314,7 @@ async def test_sold_out_pool_backs_off_and_recovers(
                 "market",
                 {"zone": "ap-guangzhou-3", "instance_type": "S2.MEDIUM4", "stock": 100},
             )
-            await eventually(lambda: converged(world, store, env["id"], 2), what="recovery")
+            await eventually(lambda: converged(world, store, env.id, 2), what="recovery")
     finally:
         await store.close()
 
@@ -340,7 +341,7 @@ async def test_bid_below_market_succeeds_when_price_drops(
                 "market",
                 {"zone": "ap-guangzhou-3", "instance_type": "S2.MEDIUM4", "price": 0.3},
             )
-            await eventually(lambda: converged(world, store, env["id"], 1), what="launch")
+            await eventually(lambda: converged(world, store, env.id, 1), what="launch")
     finally:
         await store.close()
 
@@ -356,8 +357,8 @@ async def test_second_instance_type_takes_over_when_first_is_sold_out(
         )
         env = await _env(store, desired_count=3, fallback_instance_types="S5.MEDIUM4")
         async with running_engine(settings, store):
-            await eventually(lambda: converged(world, store, env["id"], 3), what="fallback")
-        assert {i["InstanceType"] for i in await world.alive(env["id"])} == {"S5.MEDIUM4"}
+            await eventually(lambda: converged(world, store, env.id, 3), what="fallback")
+        assert {i["InstanceType"] for i in await world.alive(env.id)} == {"S5.MEDIUM4"}
     finally:
         await store.close()
 
@@ -376,7 +377,7 @@ async def test_invalid_row_next_to_valid_one(database_url: str, sim_url: str, wo
                 )
             )
         async with running_engine(settings, store):
-            await eventually(lambda: converged(world, store, env["id"], 1), what="valid env")
+            await eventually(lambda: converged(world, store, env.id, 1), what="valid env")
 
             async def flagged() -> bool:
                 return (await _row(store, "broken"))["status"] == "INVALID"
@@ -401,20 +402,20 @@ async def test_restart_mid_launch_leaves_no_duplicate_and_no_untracked_instance(
         async with running_engine(settings, store) as engine:
             await eventually(lambda: holds(engine.view.observed), what="first sweep")
             await world.admin("PUT", "faults", {"timeout_rate": 1.0})
-            await store.update_environment("web", {"desired_count": 3}, REGION)
+            await Environments(store, REGION).scale("web", 3)
 
             async def launched_blind() -> bool:
-                return len(await world.alive(env["id"])) == 3
+                return len(await world.alive(env.id)) == 3
 
             await eventually(launched_blind, what="instances launched while answers hang")
         await world.admin("PUT", "faults", {"timeout_rate": 0.0, "describe_lag_s": 1.0})
         async with running_engine(settings, store):
-            await eventually(lambda: converged(world, store, env["id"], 3), what="recovery")
+            await eventually(lambda: converged(world, store, env.id, 3), what="recovery")
         stats = await world.stats()
         assert stats["launched_total"] == 3  # the same token never launched twice
         alive = {i["InstanceId"] for i in await world.alive()}
         recorded = {
-            n["instance_id"] for n in await store.list_nodes(env["id"]) if n["state"] != "ENDED"
+            n["instance_id"] for n in await store.list_nodes(env.id) if n["state"] != "ENDED"
         }
         assert alive == recorded
     finally:

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from controller.core.model import ENV_TAG
+from controller.service import Environments
 from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY
 from controller.store.store import Store
 from tests.simulator.helpers import Cvm
@@ -37,7 +38,7 @@ async def test_a_stopped_instance_is_replaced_and_terminated(
     settings = settings_for(database_url, sim_url)
     store = await Store.open(database_url)
     try:
-        env = await store.create_environment(dict(SEED), "ap-guangzhou")
+        env = (await Environments(store, "ap-guangzhou").create(dict(SEED))).to_json()
         async with (
             running_engine(settings, store),
             httpx.AsyncClient(base_url=sim_url, timeout=10) as http,

@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 import sqlalchemy as sa
 
+from controller.service import Environments
 from controller.store.store import Store
 from tests.conftest import _pg_admin_dsn
 from tests.support.polling import eventually
@@ -45,8 +46,8 @@ async def test_wrong_credentials_show_on_every_environment_then_recover(
 
     store = await Store.open(database_url)
     try:
-        env = await store.create_environment(SEED, REGION)
-        other = await store.create_environment({**SEED, "name": "batch"}, REGION)
+        env = await Environments(store, REGION).create(SEED)
+        other = await Environments(store, REGION).create({**SEED, "name": "batch"})
         wrong = settings_for(database_url, sim_url, secret_key=Secret("not-the-key"))
         async with running_engine(wrong, store):
 
@@ -62,7 +63,7 @@ async def test_wrong_credentials_show_on_every_environment_then_recover(
         async with running_engine(settings_for(database_url, sim_url), store):
 
             async def converged() -> bool:
-                return await world.running(env["id"]) == 2 and await world.running(other["id"]) == 2
+                return await world.running(env.id) == 2 and await world.running(other.id) == 2
 
             await eventually(converged, what="recovery with the right credentials")
     finally:
@@ -74,7 +75,7 @@ async def test_unreachable_cloud_is_reported_and_survived(
 ) -> None:
     store = await Store.open(database_url)
     try:
-        env = await store.create_environment(SEED, REGION)
+        env = await Environments(store, REGION).create(SEED)
         nowhere = settings_for(database_url, f"http://127.0.0.1:{_closed_port()}")
         async with running_engine(nowhere, store) as engine:
 
@@ -95,7 +96,7 @@ async def test_unreachable_cloud_is_reported_and_survived(
             await world.admin("PUT", "faults", {"http_error_rate": 0.0})
 
             async def converged() -> bool:
-                return await world.running(env["id"]) == 2
+                return await world.running(env.id) == 2
 
             await eventually(converged, what="recovery once the cloud answers")
     finally:
@@ -123,24 +124,24 @@ async def test_database_lost_while_running_stops_acting_and_resumes(
     assert database is not None
     store = await Store.open(pg_url)
     try:
-        env = await store.create_environment(SEED, REGION)
+        env = await Environments(store, REGION).create(SEED)
         async with running_engine(settings_for(pg_url, sim_url), store):
 
             async def converged() -> bool:
-                return await world.running(env["id"]) == 2
+                return await world.running(env.id) == 2
 
             await eventually(converged, what="2 running")
             await _allow_connections(database, False)
             try:
-                victim = (await world.alive(env["id"]))[0]["InstanceId"]
+                victim = (await world.alive(env.id))[0]["InstanceId"]
                 await world.admin("POST", "reclaim", {"instance_ids": [victim]})
                 # Without its database the daemon cannot record intent, so it must not launch.
                 await anyio.sleep(3)
-                assert len(await world.alive(env["id"])) == 1
+                assert len(await world.alive(env.id)) == 1
             finally:
                 await _allow_connections(database, True)
             await eventually(converged, what="replacement once the database is back")
-        nodes = {n["instance_id"]: n for n in await store.list_nodes(env["id"])}
+        nodes = {n["instance_id"]: n for n in await store.list_nodes(env.id)}
         # Its TERMINATING state passed while the daemon was blind: seen only as gone.
         assert nodes[victim]["end_reason"] in ("interrupted", "released")
         assert len(nodes) == 3
@@ -156,7 +157,7 @@ async def test_two_replicas_one_acts_and_the_other_takes_over(
     first = await Store.open(pg_url)
     second = await Store.open(pg_url)
     try:
-        env = await first.create_environment(SEED, REGION)
+        env = await Environments(first, REGION).create(SEED)
         async with running_engine(settings, second) as standby:
             async with running_engine(settings, first) as leader:
 
@@ -166,7 +167,7 @@ async def test_two_replicas_one_acts_and_the_other_takes_over(
                 await eventually(one_leads, what="exactly one leader")
 
                 async def converged() -> bool:
-                    return await world.running(env["id"]) == 2
+                    return await world.running(env.id) == 2
 
                 await eventually(converged, what="2 running")
                 was_leading = leader if leader.store.fence is not None else standby
@@ -177,13 +178,13 @@ async def test_two_replicas_one_acts_and_the_other_takes_over(
                     return standby.store.fence is not None
 
                 await eventually(took_over, within_s=10, what="takeover")
-            await first.update_environment("web", {"desired_count": 4}, REGION)
+            await Environments(first, REGION).scale("web", 4)
 
             async def scaled() -> bool:
-                return await world.running(env["id"]) == 4
+                return await world.running(env.id) == 4
 
             await eventually(scaled, what="scale-up after takeover")
-        rows = await first.list_nodes(env["id"])
+        rows = await first.list_nodes(env.id)
         assert len(rows) == 4
         async with first.engine.begin() as conn:
             launches = (

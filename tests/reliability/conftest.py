@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from controller.service import Environments
 from controller.store.store import Store
 from tests.conftest import _pg_admin, _pg_url_for
 from tests.reliability.fleet import HEALTHY, Fleet, connected, daemon_environ
@@ -29,7 +30,7 @@ CLI_SEED = [
 async def _migrate_and_seed(url: str, rows: list[dict[str, object]]) -> list[str]:
     store = await Store.open(url, migrate_schema=True)
     try:
-        return [(await store.create_environment(row, REGION))["id"] for row in rows]
+        return [(await Environments(store, REGION).create(row)).id for row in rows]
     finally:
         await store.close()
 

@@ -29,6 +29,7 @@ from click.testing import CliRunner
 
 from controller.cli import main
 from controller.core.model import ENV_TAG
+from controller.service import Environments
 from controller.store.store import Store
 from tests.reliability.fleet import (
     HEALTHY,
@@ -514,14 +515,14 @@ async def test_bad_row(fleet: Fleet, case_id: str, case: BadRow) -> None:
 
 async def test_running_environment_made_invalid_keeps_its_instances(fleet: Fleet) -> None:
     async with connected(fleet) as (store, world):
-        env = await store.create_environment(
-            {**HEALTHY, "name": "victim", "desired_count": 2}, REGION
+        env = await Environments(store, REGION).create(
+            {**HEALTHY, "name": "victim", "desired_count": 2}
         )
-        await eventually(lambda: converged(world, store, env["id"], 2), within_s=10, what="victim")
-        running = {i["InstanceId"] for i in await world.alive(env["id"])}
+        await eventually(lambda: converged(world, store, env.id, 2), within_s=10, what="victim")
+        running = {i["InstanceId"] for i in await world.alive(env.id)}
 
         await execute(
-            store, f"UPDATE compute_environments SET image_id = 'ubuntu' WHERE id = '{env['id']}'"
+            store, f"UPDATE compute_environments SET image_id = 'ubuntu' WHERE id = '{env.id}'"
         )
         row = await _flagged(fleet, store, "victim", Invalid("image_id", "'ubuntu' is malformed"))
         assert row["running_count"] == 2
@@ -534,16 +535,16 @@ async def test_running_environment_made_invalid_keeps_its_instances(fleet: Fleet
             within_s=10,
             what=f"healthy at {desired}",
         )
-        assert {i["InstanceId"] for i in await world.alive(env["id"])} == running
-        nodes = await store.list_nodes(env["id"])
+        assert {i["InstanceId"] for i in await world.alive(env.id)} == running
+        nodes = await store.list_nodes(env.id)
         assert {n["instance_id"] for n in nodes} == running
         assert {n["state"] for n in nodes} == {"RUNNING"}
-        assert (await user_rows(store))[env["id"]]["image_id"] == "ubuntu"
+        assert (await user_rows(store))[env.id]["image_id"] == "ubuntu"
 
         # Fixed: READY again with the very same instances.
         await execute(
             store,
-            f"UPDATE compute_environments SET image_id = 'img-pmqg1cw7' WHERE id = '{env['id']}'",
+            f"UPDATE compute_environments SET image_id = 'img-pmqg1cw7' WHERE id = '{env.id}'",
         )
-        await eventually(lambda: converged(world, store, env["id"], 2), within_s=10, what="fixed")
-        assert {i["InstanceId"] for i in await world.alive(env["id"])} == running
+        await eventually(lambda: converged(world, store, env.id, 2), within_s=10, what="fixed")
+        assert {i["InstanceId"] for i in await world.alive(env.id)} == running

@@ -125,6 +125,7 @@ def test_no_secret_in_any_output_of_an_end_to_end_run(tmp_path: Path) -> None:
             *("S2.MEDIUM4", "--image-id", "img-pmqg1cw7", "--max-price", "0.60"),
             *("--desired", "2", "--user-data-file", str(tmp_path / "user-data.sh")),
         ]
+        record({"db upgrade": run_cli(["db", "upgrade"], variables, cwd=tmp_path)})
         record({"env create": run_cli(create, variables, cwd=tmp_path)})
         with running_daemon(variables, tmp_path) as daemon:
             deadline = time.monotonic() + CONVERGE_WITHIN_S

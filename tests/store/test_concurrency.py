@@ -31,7 +31,7 @@ LEASE_S = 30.0
 async def _environments(store: Store, count: int) -> list[str]:
     ids = []
     for i in range(count):
-        row = await store.create_environment(
+        row = await store.insert_environment(
             {
                 "name": f"env-{i}",
                 "zone": "ap-guangzhou-3",
@@ -39,8 +39,7 @@ async def _environments(store: Store, count: int) -> list[str]:
                 "image_id": "img-00000000",
                 "max_price": "0.5",
                 "desired_count": 1,
-            },
-            "ap-guangzhou",
+            }
         )
         ids.append(row["id"])
     return ids

@@ -1,4 +1,6 @@
-"""The compute_environments table as users meet it: plain SQL, constraints, the store's methods."""
+"""The compute_environments table as users meet it: plain SQL, constraints, the store's methods.
+
+The rules a parser checks are the service's (tests/service/); here, what the database keeps."""
 
 import re
 
@@ -69,31 +71,42 @@ async def test_duplicate_name_rejected_by_database(store: Store) -> None:
     assert len(await store.list_environments()) == 1
 
 
-async def test_create_validates_before_writing(store: Store) -> None:
-    created = await store.create_environment(SEED, "ap-guangzhou")
-    assert created["desired_count"] == 1
-    cases = [
-        ({"desired_count": -1}, "desired_count"),
-        ({"desired_count": 2001}, "desired_count"),
-        ({"max_price": "abc"}, "max_price"),
-        ({"max_price": "0"}, "max_price"),
-        ({"zone": "guangzhou"}, "zone"),
-        ({"zone": "ap-shanghai-2"}, "zone"),
-        ({"instance_type": "s2-medium"}, "instance_type"),
-        ({"image_id": "img-1"}, "image_id"),
-        ({"name": "x" * 61}, "name"),
-        ({"name": "demo"}, "name"),  # duplicate
-    ]
-    for change, field in cases:
-        values = {**SEED, "name": "other", **change}
-        with pytest.raises(ValidationFailed) as err:
-            await store.create_environment(values, "ap-guangzhou")
-        assert err.value.field == field, change
-    assert [r["name"] for r in await store.list_environments()] == ["demo"]
+@pytest.mark.parametrize(
+    ("row", "field", "rule"),
+    [
+        ({**SEED, "name": "demo"}, "name", "an environment named 'demo' already exists"),
+        ({**SEED, "name": "other", "desired_count": 2001}, "desired_count", "from 0 to 2000"),
+        ({**SEED, "name": "other", "max_price": "0"}, "max_price", "greater than 0"),
+        ({**SEED, "name": " "}, "name", "must not be empty"),
+        ({**SEED, "name": "other", "status": "READY"}, "status", "not a column a user can set"),
+    ],
+    ids=["duplicate-name", "count-range", "price-positive", "name-not-empty", "status-column"],
+)
+async def test_insert_refuses_what_the_database_refuses_naming_the_rule(
+    store: Store, row: dict[str, object], field: str, rule: str
+) -> None:
+    """The store checks nothing a parser would (the service does), but the database's own
+    constraints and the user columns it enforces come back as ValidationFailed, not a crash."""
+    await store.insert_environment(SEED)
+    before = await store.list_environments()
+    with pytest.raises(ValidationFailed) as err:
+        await store.insert_environment(row)
+    assert err.value.field == field
+    assert rule in err.value.rule
+    assert await store.list_environments() == before
+
+
+async def test_change_refuses_a_constraint_and_keeps_the_row(store: Store) -> None:
+    env = await store.insert_environment(SEED)
+    with pytest.raises(ValidationFailed) as err:
+        await store.change_environment(env["id"], {"desired_count": -1})
+    assert err.value.field == "desired_count"
+    assert await store.get_environment(env["id"]) == env
+    assert await store.change_environment("env-gone0000", {"desired_count": 2}) is None
 
 
 async def test_user_update_and_status_update_do_not_lose_each_other(store: Store) -> None:
-    env = await store.create_environment(SEED, "ap-guangzhou")
+    env = await store.insert_environment(SEED)
     # The controller read the row earlier; meanwhile the user changes desired_count.
     async with store.engine.begin() as conn:
         await conn.execute(
@@ -126,7 +139,7 @@ async def test_delete_keeps_history(store: Store) -> None:
 
     from controller.core.model import ActivityRecord
 
-    env = await store.create_environment(SEED, "ap-guangzhou")
+    env = await store.insert_environment(SEED)
     await store.record_changes(
         new_activities=[ActivityRecord(env["id"], "CREATE_COMPUTE_NODE", "SUCCEED", "test")],
         now=datetime.now(UTC),
@@ -138,7 +151,7 @@ async def test_delete_keeps_history(store: Store) -> None:
 
 
 async def test_numbers_read_as_text_for_validation(store: Store) -> None:
-    await store.create_environment(SEED, "ap-guangzhou")
+    await store.insert_environment(SEED)
     _, rows = await store.load_environment_rows()
     assert rows[0]["desired_count"] == "1"
     assert float(rows[0]["max_price"]) == pytest.approx(0.6)
@@ -166,11 +179,11 @@ async def test_every_user_change_moves_the_revision_and_status_writes_do_not(
 
     await sql(PLAIN_INSERT, name="a", price=0.6, n=1)
     assert await moved(), "plain SQL INSERT"
-    env = await store.create_environment(SEED, "ap-guangzhou")
+    env = await store.insert_environment(SEED)
     assert await moved(), "CLI create"
     await sql("UPDATE compute_environments SET desired_count = 5 WHERE name = 'a'")
     assert await moved(), "plain SQL UPDATE of desired_count"
-    await store.update_environment(env["id"], {"max_price": "0.7"}, "ap-guangzhou")
+    await store.change_environment(env["id"], {"max_price": "0.7"})
     assert await moved(), "CLI update"
     await sql("UPDATE compute_environments SET tags = '{\"team\": \"x\"}' WHERE name = 'a'")
     assert await moved(), "plain SQL UPDATE of tags"

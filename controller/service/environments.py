@@ -1,0 +1,139 @@
+"""Compute environments as users manage them: create, show, list, update, scale, delete, and
+read their activities and nodes.
+
+Every front end (the CLI today; the BatchCompute-compatible API and the console next) calls
+these, so a rule is checked in one place: here, with the parsers of ``controller.core.spec``,
+before the store is asked to write. A refusal is a ValidationFailed naming the field and the
+rule, and nothing is written; the store keeps only the database's own constraints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from controller.core import spec
+from controller.errors import ValidationFailed
+from controller.service.views import ActivityView, EnvironmentView, NodeView
+from controller.store.store import Store
+
+DELETED_ID_PREFIX = "env-"  # the history of a deleted environment is read by its id
+# A new row has no id until the database gives it one; the checks need one, any will do.
+PLACEHOLDER_ID = "env-00000000"
+DEFAULT_ACTIVITY_LIMIT = 50
+
+
+class EnvironmentNotFound(ValidationFailed):
+    """No environment has this name or id (an API answers it as ResourceNotFound)."""
+
+    def __init__(self, name_or_id: str) -> None:
+        super().__init__("name", f"no environment named {name_or_id!r}")
+        self.name_or_id = name_or_id
+
+
+def _only_user_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The given fields without the unset (None) ones; a field a user cannot set is refused,
+    not dropped: a typo (``desired``) must not create an environment without it."""
+    for key in values:
+        if key not in spec.USER_COLUMNS:
+            raise ValidationFailed(key, "is not a field a user can set")
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _normalised(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Values as the store keeps them: the price as a plain decimal, the count as a number."""
+    row = dict(values)
+    if "max_price" in row:
+        row["max_price"] = spec.validate_max_price(row["max_price"])
+    if "desired_count" in row:
+        row["desired_count"] = spec.validate_desired_count(row["desired_count"])
+    return row
+
+
+def validate_new_environment(values: Mapping[str, Any], region: str) -> dict[str, Any]:
+    """The row to insert for ``values``, checked as the daemon will read it (in ``region``)."""
+    row = _only_user_fields(values)
+    spec.parse_environment({**row, "id": PLACEHOLDER_ID}, region)
+    return _normalised(row)
+
+
+def validate_changes(
+    current: Mapping[str, Any], changes: Mapping[str, Any], region: str
+) -> dict[str, Any]:
+    """The columns to set: ``changes`` checked together with the rest of the row, because
+    a rule may span fields (a VPC needs its subnet) and the result must be a valid row."""
+    values = _only_user_fields(changes)
+    if not values:
+        raise ValidationFailed("update", "give at least one field to change")
+    spec.parse_environment({**current, **values}, region)
+    return _normalised(values)
+
+
+class Environments:
+    """The operations on compute environments of one region, over one store."""
+
+    def __init__(self, store: Store, region: str) -> None:
+        self.store = store
+        self.region = region
+
+    async def create(self, values: Mapping[str, Any]) -> EnvironmentView:
+        row = validate_new_environment(values, self.region)
+        return EnvironmentView.from_row(await self.store.insert_environment(row))
+
+    async def list(self) -> tuple[EnvironmentView, ...]:
+        """Every environment, by name."""
+        return tuple(EnvironmentView.from_row(r) for r in await self.store.list_environments())
+
+    async def show(self, name_or_id: str) -> EnvironmentView:
+        return EnvironmentView.from_row(await self._row(name_or_id))
+
+    async def update(self, name_or_id: str, changes: Mapping[str, Any]) -> EnvironmentView:
+        """Change fields; new values apply to new launches, running instances are kept."""
+        current = await self._row(name_or_id)
+        values = validate_changes(current, changes, self.region)
+        updated = await self.store.change_environment(current["id"], values)
+        if updated is None:  # deleted meanwhile
+            raise EnvironmentNotFound(name_or_id)
+        return EnvironmentView.from_row(updated)
+
+    async def scale(self, name_or_id: str, desired_count: Any) -> EnvironmentView:
+        return await self.update(name_or_id, {"desired_count": desired_count})
+
+    async def delete(self, name_or_id: str) -> EnvironmentView:
+        """Delete the environment; the daemon terminates its instances. Its history stays."""
+        deleted = await self.store.delete_environment(name_or_id)
+        if deleted is None:
+            raise EnvironmentNotFound(name_or_id)
+        return EnvironmentView.from_row(deleted)
+
+    async def activities(
+        self, name_or_id: str, limit: int = DEFAULT_ACTIVITY_LIMIT
+    ) -> tuple[ActivityView, ...]:
+        """The newest ``limit`` activities, newest first; of a deleted environment by its id."""
+        if limit < 1:
+            raise ValidationFailed("limit", f"must be at least 1, got {limit}")
+        env_id = await self._history_id(name_or_id)
+        return tuple(
+            ActivityView.from_row(r) for r in await self.store.list_activities(env_id, limit)
+        )
+
+    async def nodes(self, name_or_id: str, *, include_ended: bool = False) -> tuple[NodeView, ...]:
+        """The nodes, oldest first: live ones, or all; of a deleted environment by its id."""
+        env_id = await self._history_id(name_or_id)
+        nodes = (NodeView.from_row(r) for r in await self.store.list_nodes(env_id))
+        return tuple(n for n in nodes if include_ended or not n.ended)
+
+    async def _row(self, name_or_id: str) -> dict[str, Any]:
+        row = await self.store.get_environment(name_or_id)
+        if row is None:
+            raise EnvironmentNotFound(name_or_id)
+        return row
+
+    async def _history_id(self, name_or_id: str) -> str:
+        """The id whose history to read: a live environment's, or a deleted one's id as given."""
+        row = await self.store.get_environment(name_or_id)
+        if row is not None:
+            return str(row["id"])
+        if name_or_id.startswith(DELETED_ID_PREFIX):
+            return name_or_id
+        raise EnvironmentNotFound(name_or_id)
