@@ -50,6 +50,16 @@ DAEMON_ENV = {
 }
 
 
+def takeover_s() -> float:
+    """From a daemon's start to its first act: the dead holder's lease expires, then a sweep."""
+    env = DAEMON_ENV
+    return (
+        float(env["SPOT_CONTROLLER_LEASE_DURATION_S"])
+        + float(env["SPOT_CONTROLLER_LEASE_RETRY_S"])
+        + 2 * float(env["SPOT_CONTROLLER_RESYNC_INTERVAL_S"])
+    )
+
+
 def convergence_bound_s(instances: int) -> float:
     """Guarantee 4, for the settings above: from faults stopping to every environment converged.
 
@@ -155,6 +165,9 @@ class Ground:
         self.cluster = cluster
         # env id -> (time, desired) history, to evaluate the over-provisioning bound.
         self.desired_history: dict[str, deque[tuple[float, int]]] = defaultdict(deque)
+        # (from, to) monotonic: a daemon was killed and the controller could not act (down,
+        # then taking the lease over and sweeping again). No controller scales in meanwhile.
+        self.blind: list[tuple[float, float]] = []
 
     def close(self) -> None:
         self.http.close()
@@ -198,6 +211,27 @@ class Ground:
             id=env_id,
         )
 
+    def controller_blind(self, killed_at: float, restarted_at: float) -> None:
+        """A kill: the controller acts again a takeover after the restart, not before."""
+        self.blind.append((killed_at, restarted_at + takeover_s()))
+
+    def window_start(self, now: float, window_s: float) -> float:
+        """``window_s`` of time the controller could act, counted back from ``now``."""
+        merged: list[list[float]] = []
+        for begin, end in sorted(b for b in self.blind if b[0] < now):
+            if merged and begin <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([begin, end])
+        t, remaining = now, window_s
+        for begin, end in reversed(merged):
+            gap = t - min(end, t)
+            if gap >= remaining:
+                return t - remaining
+            remaining -= gap
+            t = min(t, begin)
+        return t - remaining
+
     def max_desired_since(self, env_id: str, since: float) -> int:
         history = self.desired_history[env_id]
         in_force = [d for t, d in history if t >= since]
@@ -212,7 +246,7 @@ class Ground:
         for env_id, alive in self.alive_by_env().items():
             if env_id not in self.desired_history:
                 continue
-            bound = self.max_desired_since(env_id, now - window_s)
+            bound = self.max_desired_since(env_id, self.window_start(now, window_s))
             if len(alive) > bound:
                 violations.add(
                     f"over-provisioned: {env_id} has {len(alive)} alive, "

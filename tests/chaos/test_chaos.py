@@ -98,10 +98,12 @@ def run_chaos(database_url: str, sim_url: str, log_dir: Path, replicas: int) -> 
             )[0]
             if action == "kill":
                 victim = rng.choice(daemons)
+                killed_at = time.monotonic()
                 victim.kill()
                 kills += 1
                 time.sleep(rng.uniform(0.0, 1.0))
                 victim.start()
+                ground.controller_blind(killed_at, time.monotonic())
             elif action == "reclaim":
                 ground.admin("POST", "reclaim", {"fraction": rng.uniform(0.2, 0.4)})
             elif action == "release":
@@ -122,12 +124,14 @@ def run_chaos(database_url: str, sim_url: str, log_dir: Path, replicas: int) -> 
                 ground.admin("PUT", "faults", {"timeout_rate": 0.8})
                 ground.set_desired(rng.choice(list(envs)), rng.randint(60, 100))
                 time.sleep(rng.uniform(0.5, 2.0))
+                killed_at = time.monotonic()
                 for d in daemons:
                     d.kill()
                 kills += len(daemons)
                 ground.admin("PUT", "faults", {"timeout_rate": FAULTS["timeout_rate"]})
                 for d in daemons:
                     d.start()
+                ground.controller_blind(killed_at, time.monotonic())
             ground.check_overprovisioning(violations, OVERPROVISION_WINDOW_S)
 
         # Faults stop; capacity exists: every environment converges within the stated bound.
