@@ -1,0 +1,153 @@
+"""Compute environments, the user's side: rows as written, read back, changed, deleted.
+
+Validation is the service's (:mod:`controller.service`); here only column names and the
+database's own constraints are checked, and a refused write names the constraint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from controller.core.spec import USER_COLUMNS
+from controller.errors import ValidationFailed
+from controller.store.connection import StoreBase
+from controller.store.schema import activities, compute_environments, compute_nodes
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _select_environments() -> sa.Select[Any]:
+    """Every column, the price as text: on SQLite a plain-SQL price such as 'abc' is stored
+    as written, and must be shown (and reported INVALID by the daemon), not crash a reader."""
+    c = compute_environments.c
+    cols = [col for col in c if col.name != "max_price"]
+    return sa.select(*cols, sa.cast(c.max_price, sa.Text).label("max_price"))
+
+
+def _env_row(row: sa.Row[Any]) -> dict[str, Any]:
+    data = dict(row._mapping)
+    price = data.get("max_price")
+    if price is not None:
+        try:
+            data["max_price"] = format(Decimal(str(price)).normalize(), "f")
+        except InvalidOperation:
+            data["max_price"] = str(price)
+    return data
+
+
+class EnvironmentQueries(StoreBase):
+    async def insert_environment(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Insert one environment, as given: the service has validated and normalised it.
+
+        The store keeps only the database's own rules: user columns only, and a constraint
+        that refuses the row (unique name, ranges) becomes ValidationFailed naming it.
+        """
+        values = _user_columns(row)
+        try:
+            async with self._tx(write=True) as conn:
+                result = await self._execute(
+                    conn,
+                    compute_environments.insert()
+                    .values(**values)
+                    .returning(compute_environments.c.id),
+                )
+                env_id = result.scalar_one()
+        except IntegrityError as exc:
+            raise _integrity_to_validation(exc, values.get("name")) from None
+        created = await self.get_environment(env_id)
+        assert created is not None
+        return created
+
+    async def list_environments(self) -> list[dict[str, Any]]:
+        async with self._tx() as conn:
+            result = await self._execute(
+                conn, _select_environments().order_by(compute_environments.c.name)
+            )
+            return [_env_row(r) for r in result]
+
+    async def get_environment(self, name_or_id: str) -> dict[str, Any] | None:
+        c = compute_environments.c
+        async with self._tx() as conn:
+            result = await self._execute(
+                conn,
+                _select_environments().where(sa.or_(c.name == name_or_id, c.id == name_or_id)),
+            )
+            row = result.first()
+            return _env_row(row) if row else None
+
+    async def change_environment(
+        self, env_id: str, changes: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """Set user columns of one environment (validated by the service); None if it is gone."""
+        values = _user_columns(changes)
+        try:
+            async with self._tx(write=True) as conn:
+                await self._execute(
+                    conn,
+                    compute_environments.update()
+                    .where(compute_environments.c.id == env_id)
+                    .values(**values),
+                )
+        except IntegrityError as exc:
+            raise _integrity_to_validation(exc, values.get("name")) from None
+        return await self.get_environment(env_id)
+
+    async def delete_environment(self, name_or_id: str) -> dict[str, Any] | None:
+        """Delete the row; the daemon then terminates its instances. History stays."""
+        current = await self.get_environment(name_or_id)
+        if current is None:
+            return None
+        async with self._tx(write=True) as conn:
+            await self._execute(
+                conn,
+                compute_environments.delete().where(compute_environments.c.id == current["id"]),
+            )
+        return current
+
+    async def list_activities(self, env_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        async with self._tx() as conn:
+            result = await self._execute(
+                conn,
+                sa.select(activities)
+                .where(activities.c.env_id == env_id)
+                .order_by(activities.c.start_time.desc(), activities.c.id)
+                .limit(limit),
+            )
+            return [dict(r._mapping) for r in result]
+
+    async def list_nodes(self, env_id: str | None = None) -> list[dict[str, Any]]:
+        stmt = sa.select(compute_nodes).order_by(compute_nodes.c.created_at)
+        if env_id is not None:
+            stmt = stmt.where(compute_nodes.c.env_id == env_id)
+        async with self._tx() as conn:
+            return [dict(r._mapping) for r in await self._execute(conn, stmt)]
+
+
+def _user_columns(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The values as columns of compute_environments a user may write; others are refused."""
+    bad = [k for k in values if k not in USER_COLUMNS]
+    if bad:
+        raise ValidationFailed(bad[0], "is not a column a user can set")
+    return dict(values)
+
+
+def _integrity_to_validation(exc: IntegrityError, name: Any) -> ValidationFailed:
+    text = str(exc.orig or exc).lower()
+    if "unique" in text and "name" in text:
+        return ValidationFailed("name", f"an environment named {name!r} already exists")
+    for constraint, field_name, rule in (
+        ("desired_count_range", "desired_count", "must be from 0 to 2000"),
+        ("max_price_positive", "max_price", "must be greater than 0"),
+        ("name_not_empty", "name", "must not be empty"),
+    ):
+        if constraint in text:
+            return ValidationFailed(field_name, rule)
+    return ValidationFailed("environment", f"rejected by the database: {text.splitlines()[0]}")
