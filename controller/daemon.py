@@ -26,8 +26,9 @@ from controller.core.model import NodeState
 from controller.errors import ConfigError, SpotControllerError, StoreUnavailable
 from controller.logs import get_logger
 from controller.reconcile.engine import Engine, EngineView
+from controller.secrets import Secret
 from controller.service import Environments
-from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY, Secret, Settings
+from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY, Settings
 from controller.store.database import describe_url, normalise_url
 from controller.store.store import Store
 

@@ -22,6 +22,7 @@ from controller.core.regions import (
     region_of_zone,
 )
 from controller.errors import ConfigError
+from controller.secrets import Secret, mask_url_password
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///spot-controller.db"
 DEFAULT_CVM_ENDPOINT = "https://cvm.tencentcloudapi.com"
@@ -34,32 +35,6 @@ DEFAULT_RATE_LIMITS = {
 # Simulator credentials when none are configured, documented in the README; never valid on Tencent.
 SIMULATOR_SECRET_ID = "AKIDsimulator00000000000000000000000"
 SIMULATOR_SECRET_KEY = "simulator-secret-key-not-for-production"
-
-
-class Secret:
-    """A string that never shows itself in reprs, logs or tracebacks."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __repr__(self) -> str:
-        return "Secret('**********')" if self._value else "Secret('')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
 
 
 def _setting(env: str, default: Any, doc: str, unit: str = "") -> Any:
@@ -341,18 +316,6 @@ class Settings:
                 }
             )
         return rows
-
-
-def mask_url_password(url: str) -> str:
-    """``scheme://user:***@host/db``: the password hidden, even one with an unescaped '@'."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    credentials, at, location = rest.rpartition("@")
-    if not at or ":" not in credentials:
-        return url
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{location}"
 
 
 def _env_of(name: str) -> str:

@@ -5,7 +5,8 @@ from pathlib import Path
 
 from controller.core.events import Event
 from controller.core.regions import REGIONS
-from controller.settings import Secret, Settings
+from controller.secrets import Secret
+from controller.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

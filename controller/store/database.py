@@ -11,7 +11,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from controller.errors import ConfigError, StoreUnavailable
-from controller.settings import mask_url_password
+from controller.secrets import mask_url_password
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 # Execution option naming the BEGIN a SQLite transaction starts with: "IMMEDIATE" for writes.

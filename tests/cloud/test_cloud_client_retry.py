@@ -19,7 +19,7 @@ from controller.errors import (
     Throttled,
     TransientError,
 )
-from controller.settings import Secret
+from controller.secrets import Secret
 from tests.cloud.cloud_fakes import (
     LAUNCH,
     SECRET_ID,

@@ -18,7 +18,8 @@ from controller.cloud import signing
 from controller.cloud.client import CvmClient
 from controller.core.instances import Instance, LaunchRequest
 from controller.errors import InvalidSpec, ValidationFailed
-from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY, Secret
+from controller.secrets import Secret
+from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY
 from tests.cloud.cloud_fakes import (
     LAUNCH,
     SECRET_ID,

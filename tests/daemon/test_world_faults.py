@@ -42,7 +42,7 @@ def _closed_port() -> int:
 async def test_wrong_credentials_show_on_every_environment_then_recover(
     database_url: str, sim_url: str, world: World
 ) -> None:
-    from controller.settings import Secret
+    from controller.secrets import Secret
 
     store = await Store.open(database_url)
     try:
