@@ -28,43 +28,35 @@ def test_a_daemon_stopped_while_starting_exits_0(tmp_path: Path) -> None:
         daemon.kill()
 
 
-def test_python_m_controller_stopped_while_starting_exits_0(tmp_path: Path) -> None:
+def _terminated_early(command: list[str], tmp_path: Path) -> tuple[int, str]:
+    """Start ``command``, SIGTERM it while it is still starting; its exit code and stderr."""
     variables = settings_environ(database_url=f"sqlite:///{tmp_path}/spot-controller.db")
     process = subprocess.Popen(
-        [sys.executable, "-m", "controller", "run", "--simulate", "--simulator-port", "0"],
+        command,
         env=child_environ(variables),
         cwd=tmp_path,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         time.sleep(EARLY_S)
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=15)
-        assert process.returncode == 0, stderr
+        return process.returncode, stderr
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(5)
+
+
+def test_python_m_controller_stopped_while_starting_exits_0(tmp_path: Path) -> None:
+    run = [sys.executable, "-m", "controller", "run", "--simulate", "--simulator-port", "0"]
+    code, stderr = _terminated_early(run, tmp_path)
+    assert code == 0, stderr
 
 
 def test_another_command_stopped_while_starting_exits_143(tmp_path: Path) -> None:
-    variables = settings_environ(database_url=f"sqlite:///{tmp_path}/spot-controller.db")
-    process = subprocess.Popen(
-        [SPOT_CONTROLLER, "env", "list"],
-        env=child_environ(variables),
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        time.sleep(EARLY_S)
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=15)
-        assert process.returncode == 128 + signal.SIGTERM, stderr
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(5)
+    code, stderr = _terminated_early([SPOT_CONTROLLER, "env", "list"], tmp_path)
+    assert code == 128 + signal.SIGTERM, stderr
