@@ -44,6 +44,23 @@ from controller.store.schema import (
     launches,
 )
 
+# Read as text, so that a bad value written with plain SQL is reported INVALID, not fatal.
+NUMERIC_CAPACITY_COLUMNS = (
+    "on_demand_base_count",
+    "on_demand_percentage",
+    "compensate_after_s",
+    "disruption_budget",
+    "max_hourly_spend",
+)
+# A named constraint's violation -> (field, rule) for the user.
+CAPACITY_RULES = (
+    ("on_demand_base_count_range", "on_demand_base_count", "must be from 0 to 2000"),
+    ("on_demand_percentage_range", "on_demand_percentage", "must be from 0 to 100"),
+    ("compensate_after_s_range", "compensate_after_s", "must be from 0 to 86400"),
+    ("disruption_budget_positive", "disruption_budget", "must be at least 1"),
+    ("max_hourly_spend_positive", "max_hourly_spend", "must be greater than 0"),
+)
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -417,14 +434,9 @@ class Store:
         and the revision those rows are at (read from the same snapshot)."""
         c = compute_environments.c
         r = environment_revision.c
-        cols = [
-            col for col in compute_environments.c if col.name not in ("max_price", "desired_count")
-        ]
-        stmt = sa.select(
-            *cols,
-            sa.cast(c.max_price, sa.Text).label("max_price"),
-            sa.cast(c.desired_count, sa.Text).label("desired_count"),
-        )
+        as_text = ("max_price", "desired_count", *NUMERIC_CAPACITY_COLUMNS)
+        cols = [col for col in compute_environments.c if col.name not in as_text]
+        stmt = sa.select(*cols, *(sa.cast(c[name], sa.Text).label(name) for name in as_text))
         async with self._tx(snapshot=True) as conn:
             value = (
                 await self._execute(conn, sa.select(r.revision).where(r.id == 1))
@@ -448,12 +460,13 @@ class Store:
                 Launch(
                     client_token=r.client_token,
                     env_id=r.env_id,
-                    offering=Offering(r.zone, r.instance_type),
+                    offering=Offering(r.zone, r.instance_type, request.charge_type),
                     count=r.count,
-                    request=request_from_json(r.request),
+                    request=request,
                     created_at=r.created_at,
                 )
                 for r in launch_rows
+                for request in (request_from_json(r.request),)
             ]
         return nodes, pending
 
@@ -677,6 +690,9 @@ def _node_values(node: Node) -> dict[str, Any]:
         "ended_at": node.ended_at,
         "end_reason": node.end_reason,
         "end_detail": node.end_detail,
+        "charge_type": node.charge_type,
+        "hourly_price": node.hourly_price,
+        "role": node.role,
     }
 
 
@@ -699,6 +715,9 @@ def _node_from_row(row: Mapping[str, Any]) -> Node:
         ended_at=row["ended_at"],
         end_reason=row["end_reason"],
         end_detail=row["end_detail"],
+        charge_type=row["charge_type"],
+        hourly_price=row["hourly_price"],
+        role=row["role"],
     )
 
 
@@ -725,6 +744,7 @@ def _integrity_to_validation(exc: IntegrityError, name: Any) -> ValidationFailed
         ("desired_count_range", "desired_count", "must be from 0 to 2000"),
         ("max_price_positive", "max_price", "must be greater than 0"),
         ("name_not_empty", "name", "must not be empty"),
+        *CAPACITY_RULES,
     ):
         if constraint in text:
             return ValidationFailed(field_name, rule)
