@@ -33,6 +33,7 @@ class EndReason(StrEnum):
     LAUNCH_FAILED = "launch_failed"  # RunInstances refused, or LAUNCH_FAILED state
     LAUNCH_TIMEOUT = "launch_timeout"  # PENDING (or invisible) past the launch timeout
     ORPHAN = "orphan"
+    REPLACED = "replaced"  # pay-as-you-go replaced by spot (or a rebalance), once it runs
 
 
 class Role(StrEnum):

@@ -35,6 +35,7 @@ from controller.reconcile.ledger import Ledger
 from controller.reconcile.metrics import Counters
 from controller.reconcile.observer import PROBE_SHARE, Observer
 from controller.reconcile.passes import Passes, PassParts
+from controller.reconcile.prices import PriceBook
 from controller.reconcile.statuses import StatusWriter
 from controller.reconcile.triggers import Wakeup, watch_user_changes
 from controller.settings import Settings
@@ -107,6 +108,7 @@ class Engine:
             self.statuses,
             self.wakeup,
             self.counters,
+            PriceBook(client, clock),
         )
         self.passes = Passes(
             settings, clock, parts, leading=leading, hooks=hooks, new_node_id=new_node_id

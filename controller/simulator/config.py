@@ -83,6 +83,7 @@ from controller import settings
 from controller.errors import ConfigError, ValidationFailed
 from controller.simulator import commands
 from controller.simulator.market import (
+    DEFAULT_ON_DEMAND_STOCK,
     DEFAULT_QUOTA,
     DEFAULT_STOCK,
     INSTANCE_TYPE_PATTERN,
@@ -127,6 +128,7 @@ class PoolConfig:
     cpu: int = 0
     memory: int = 0
     on_demand_price: float = 0.0
+    on_demand_stock: int = DEFAULT_ON_DEMAND_STOCK
 
     def __post_init__(self) -> None:
         cpu, memory = spec_of(self.instance_type)
@@ -377,6 +379,9 @@ def _pool(data: Any, where: str) -> PoolConfig:
         cpu=_int(data.get("cpu", 0), f"{where}.cpu"),
         memory=_int(data.get("memory", 0), f"{where}.memory"),
         on_demand_price=_float(data.get("on_demand_price", 0.0), f"{where}.on_demand_price"),
+        on_demand_stock=_int(
+            data.get("on_demand_stock", DEFAULT_ON_DEMAND_STOCK), f"{where}.on_demand_stock"
+        ),
     )
 
 

@@ -71,6 +71,9 @@ def type_name_of(instance_type: str) -> str:
     return f"{_FAMILY_NAMES.get(letters, 'General')} {family}"
 
 
+DEFAULT_ON_DEMAND_STOCK = 1_000_000  # pay-as-you-go stock is sold apart from spot: large
+
+
 @dataclass
 class Pool:
     """One (zone, instance type) pool as this account sees it.
@@ -87,7 +90,9 @@ class Pool:
     cpu: int
     memory: int
     on_demand_price: float
-    held: int = 0
+    held: int = 0  # alive instances of both charge types
+    on_demand_capacity: int = DEFAULT_ON_DEMAND_STOCK
+    on_demand_held: int = 0  # of which pay-as-you-go
 
     @property
     def region(self) -> str:
@@ -95,8 +100,12 @@ class Pool:
 
     @property
     def stock(self) -> int:
-        """Instances the pool can still sell."""
-        return max(0, self.capacity - self.held)
+        """Spot instances the pool can still sell (pay-as-you-go stock is apart)."""
+        return max(0, self.capacity - (self.held - self.on_demand_held))
+
+    @property
+    def on_demand_stock(self) -> int:
+        return max(0, self.on_demand_capacity - self.on_demand_held)
 
     @property
     def status(self) -> str:

@@ -187,6 +187,7 @@ class World:
                 cpu=pool.cpu,
                 memory=pool.memory,
                 on_demand_price=pool.on_demand_price,
+                on_demand_capacity=pool.on_demand_stock,
             )
         self.images = set(self.config.images)
         self.faults = Faults(self.config.faults)
@@ -312,7 +313,24 @@ class World:
                 f"{pool.price:g} of {spec.instance_type} in {spec.zone}.",
             )
         need = spec.min_count or spec.count
-        quota_left = max(0, pool.quota - pool.held)
+        if spec.charge_type != "SPOTPAID":  # pay-as-you-go: its own stock, no spot quota
+            if pool.on_demand_stock < need:
+                raise ApiError(
+                    "ResourceInsufficient.SpecifiedInstanceType",
+                    f"The pay-as-you-go stock of {spec.instance_type} in {spec.zone} is "
+                    f"insufficient ({pool.on_demand_stock} left, {need} requested).",
+                )
+            if spec.dry_run:
+                raise ApiError("DryRunOperation", "The request would have succeeded (DryRun).")
+            count = min(spec.count, pool.on_demand_stock)
+            ids = tuple(
+                self._create(spec, pool, name, now, request_id)
+                for name in instance_names(spec.name, count)
+            )
+            if spec.client_token is not None:
+                self.client_tokens[spec.client_token] = ids
+            return ids
+        quota_left = max(0, pool.quota - (pool.held - pool.on_demand_held))
         if quota_left < need:
             code = (
                 "LimitExceeded.SpotQuota"
@@ -385,6 +403,8 @@ class World:
         self.alive[instance.instance_id] = instance
         self.membership_version += 1
         pool.held += 1
+        if spec.charge_type != "SPOTPAID":
+            pool.on_demand_held += 1
         self.stats.launched_total += 1
         self._schedule(now + self.config.launch_delay_s, "boot", instance.instance_id)
         return instance.instance_id
@@ -456,7 +476,10 @@ class World:
         instance.end_reason = reason
         del self.alive[instance.instance_id]
         self.membership_version += 1
-        self.pools[(instance.zone, instance.instance_type)].held -= 1
+        pool = self.pools[(instance.zone, instance.instance_type)]
+        pool.held -= 1
+        if instance.charge_type != "SPOTPAID":
+            pool.on_demand_held -= 1
         self.stats.ended[str(reason)] += 1
 
     # ---- operator commands (admin API and scenario) ------------------------------------
@@ -493,6 +516,8 @@ class World:
             value = getattr(update, name)
             if value is not None:
                 setattr(pool, name, value)
+        if update.on_demand_stock is not None:
+            pool.on_demand_capacity = update.on_demand_stock  # never reclaims: pay-as-you-go
         reclaimed: list[str] = []
         if update.stock is not None:
             pool.capacity = update.stock
@@ -506,7 +531,9 @@ class World:
             for i in self.alive.values()
             if i.zone == pool.zone and i.instance_type == pool.instance_type
         ]
-        staying = [i for i in members if i.state != State.TERMINATING]
+        staying = [
+            i for i in members if i.state != State.TERMINATING and i.charge_type == "SPOTPAID"
+        ]
         excess = len(staying) - pool.capacity
         running = [i for i in staying if i.state == State.RUNNING and i.charge_type == "SPOTPAID"]
         if excess <= 0 or not running:
