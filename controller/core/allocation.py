@@ -47,13 +47,15 @@ class Members:
 
     ``alive`` are CREATING or RUNNING nodes (the only ones that can be terminated);
     ``submitted`` are nodes whose launch is not answered; ``unnamed`` counts capacity in
-    flight without a node yet (adopted this pass), counted as spot.
+    flight without a node yet (adopted this pass), counted as spot; ``deleting`` counts
+    instances being terminated, which no longer count toward desired but still exist.
     """
 
     alive: Sequence[Node]
     submitted: Sequence[Node]
     running: frozenset[str]  # ids of the alive nodes that run (as they will after this plan)
     unnamed: int = 0
+    deleting: int = 0  # being terminated: still in the cloud, so still within the budget
 
     def total(self, group: str) -> int:
         count = sum(group_of(n) == group for n in (*self.alive, *self.submitted))
@@ -139,11 +141,13 @@ def allocate(
         and any(group_of(n) == "compensation" for n, _ in out.victims)
     )
     size = members.size - k
-    # At most desired + budget (>= the shortage): a replacement is launched within the budget.
-    room = max(0, desired + budget - size)
+    # At most desired + budget in the cloud, counting what is still being terminated: a
+    # shortage is launched whole, a replacement only within the budget.
+    in_cloud = size + members.deleting + k
+    room = max(0, desired + budget - in_cloud)
     od_missing = max(0, od_target - totals["on_demand"])
     if od_missing and on_demand_open:
-        count = min(od_missing, room)
+        count = min(od_missing, max(desired - size, room))
         if count:
             base_left = max(0, min(policy.on_demand_base_count, desired) - _base(members, out))
             if base_left:
@@ -151,11 +155,12 @@ def allocate(
             if count > base_left:
                 out.wants.append(Want(ON_DEMAND, Role.ON_DEMAND, count - base_left))
             size += count
+            in_cloud += count
     spot_missing = max(0, spot_target - totals["spot"])
     out.gap = max(0, spot_missing - totals["compensation"])
     if spot_missing and spot_open:
         # A real shortage (the gap) is launched whole; replacing compensation is budgeted.
-        replacing = min(spot_missing - out.gap, max(0, desired + budget - size - out.gap))
+        replacing = min(spot_missing - out.gap, max(0, desired + budget - in_cloud - out.gap))
         count = out.gap + replacing
         if count:
             comp_ids = tuple(

@@ -101,7 +101,9 @@ def plan_mixed(
     ]
     submitted = [n for n in nodes if state.get(n.id, n.state) == NodeState.SUBMITTED]
     running_ids = frozenset(n.id for n in alive if state.get(n.id, n.state) == NodeState.RUNNING)
-    members = Members(alive, submitted, running_ids, adopted + max(0, launching - len(submitted)))
+    deleting = sum(state.get(n.id, n.state) == NodeState.DELETING for n in nodes)
+    unnamed = adopted + max(0, launching - len(submitted))
+    members = Members(alive, submitted, running_ids, unnamed, deleting)
 
     def rank(node: Node) -> tuple[int, float]:
         cs = cloud.get(node.id, node.cloud_state)

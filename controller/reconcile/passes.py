@@ -219,6 +219,9 @@ class Passes:
         await p.ledger.record_effects(effects, now, obs.instances if obs is not None else {})
         for env_id, reason in effects.ended:
             p.counters.add("ended", env_id, reason.value)
+        for node in effects.changed_nodes.values():
+            if node.state == NodeState.ENDED:
+                p.counters.usage.add_ended(node)
         for order in plan.terminations:
             p.launcher.terminate(order.instance_ids, order.reason)
         await p.statuses.write(plan.statuses, now, p.desired.specs, p.desired.names)

@@ -138,17 +138,18 @@ COMP = CapacityPolicy(compensate_with_on_demand=True, disruption_budget=2)
         (4, COMP, "S:R C:R C:R C:R", {}, [], [(SPOT, "spot", 2)]),
         # replacements pending: no more launches (budget used), no termination (would go below)
         (4, COMP, "S:R C:R C:R C:R S:P S:P", {}, [], []),
-        # replacements running: the compensation they replace goes, the next batch starts
+        # replacements running: the compensation they replace goes; the next batch waits
+        # until it is gone (what is being terminated still counts within the budget)
         (
             4,
             COMP,
             "S:R C:R C:R C:R S:R S:R",
             {},
             ["compensation:R", "compensation:R"],
-            [(SPOT, "spot", 1)],
+            [],
         ),
-        # one replacement running: exactly one compensation instance goes, one more starts
-        (4, COMP, "S:R C:R C:R C:R S:R S:P", {}, ["compensation:R"], [(SPOT, "spot", 1)]),
+        # one replacement running: exactly one compensation instance goes
+        (4, COMP, "S:R C:R C:R C:R S:R S:P", {}, ["compensation:R"], []),
         # scale-in order: compensation first, then pay-as-you-go above share, then spot
         (2, COMP, "S:R S:R C:R", {}, ["compensation:R"], []),
         (
@@ -170,13 +171,22 @@ COMP = CapacityPolicy(compensate_with_on_demand=True, disruption_budget=2)
             [],
             [(ON_DEMAND, "on_demand", 1)],
         ),
-        # ... and once it runs, one spot above the share goes and the next starts
+        # ... and once it runs, one spot above the share goes
         (
             4,
             CapacityPolicy(on_demand_percentage=50, disruption_budget=1),
             "S:R S:R S:R S:R O:R",
             {},
             ["spot:R"],
+            [],
+        ),
+        # ... and once it is gone, the next pay-as-you-go instance starts
+        (
+            4,
+            CapacityPolicy(on_demand_percentage=50, disruption_budget=1),
+            "S:R S:R S:R O:R",
+            {},
+            [],
             [(ON_DEMAND, "on_demand", 1)],
         ),
         # nothing changed: nothing churned
