@@ -9,7 +9,7 @@ pay-as-you-go), holds launches to ``max_hourly_spend``, and says why in statuses
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 
@@ -186,6 +186,8 @@ def plan_mixed(
         launched += count
         size += count
         shown = shown or offering
+    if capped_reason and spot is not None and not result.victims and not members.deleting:
+        _make_room(spec, alive, running_ids, unit_price(spot, spec, snap.prices), rank, out, change)
     waiting = due_at if policy.compensate_with_on_demand and result.gap else None
     if waiting is not None and snap.now < waiting:
         out.wake_at.append(waiting)  # compensation becomes due then, with nothing else new
@@ -294,6 +296,42 @@ def _note_launch(out: Plan, env_id: str, want: Want, count: int, cause: str) -> 
     elif want.replaces:
         fields = {"count": count, "replaces": list(want.replaces), "cause": cause}
         out.notes.append(Note(env_id, Event.REPLACEMENT_STARTED, fields))
+
+
+def _make_room(
+    spec: EnvironmentSpec,
+    alive: list[Node],
+    running_ids: frozenset[str],
+    spot_price: Decimal | None,
+    rank: Callable[[Node], tuple[int, float]],
+    out: Plan,
+    change: Change,
+) -> None:
+    """Capped with compensation running while spot is back: launch-before-terminate has no
+    headroom under the cap, so the way back would never start. One compensation instance that
+    costs more than its spot replacement is terminated first (one at a time, only when nothing
+    else is being terminated): its price buys more spot than it gave. The environment is
+    short because of the cap already, not because of the replacement."""
+    candidates = [
+        n
+        for n in alive
+        if n.id in running_ids
+        and group_of(n) == "compensation"
+        and spot_price is not None
+        and node_price(n, spec, {}) > spot_price
+    ]
+    if not candidates:
+        return
+    victim = sorted(candidates, key=rank)[0]
+    detail = "making room under max_hourly_spend for cheaper spot"
+    out.notes.append(Note(spec.id, Event.REPLACEMENT_DONE, {"instance_ids": [victim.instance_id]}))
+    change(
+        victim,
+        NodeState.DELETING,
+        Event.INSTANCE_TERMINATING,
+        end_reason=EndReason.REPLACED,
+        detail=detail,
+    )
 
 
 def _price_text(price: Decimal | None) -> str | None:
