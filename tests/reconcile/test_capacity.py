@@ -202,3 +202,41 @@ async def test_a_policy_change_rebalances_within_the_budget_and_defaults_change_
         for _ in range(3):
             await _step(rig)
         assert {i["InstanceId"] for i in await rig.alive()} == settled
+
+
+async def test_spot_quota_is_compensated_and_on_demand_sold_out_too_stays_short_with_a_reason(
+    database_url: str,
+) -> None:
+    async with engine_rig(database_url) as rig:
+        await _market(rig, quota=0)  # LimitExceeded.SpotQuota for every spot launch
+        env_id = await rig.create_env(2, compensate_with_on_demand=True, compensate_after_s=2)
+        for _ in range(20):
+            await _step(rig)
+            if len(await rig.alive()) == 2:
+                break
+        assert await _charges(rig) == [ON_DEMAND] * 2
+        async with rig.store.engine.connect() as conn:
+            causes = (
+                await conn.execute(
+                    sa.select(activities.c.cause).where(activities.c.env_id == env_id)
+                )
+            ).scalars()
+            assert any(
+                c.startswith("compensate for 2 spot instances unavailable: LimitExceeded.SpotQuota")
+                for c in causes
+            )
+
+        other = await rig.create_env(
+            2, compensate_with_on_demand=True, compensate_after_s=2, name="dry"
+        )
+        await _market(rig, on_demand_stock=2)  # the two already alive use it all
+        calls = await rig.run_instances_calls()
+        steps = 20
+        for _ in range(steps):
+            await _step(rig)
+        assert [i for i in await rig.alive() if i["Tags"].get("spot-controller:env") == other] == []
+        # Backed off, not spinning: at most one attempt per offering and charge type per step.
+        assert await rig.run_instances_calls() - calls <= 2 * steps
+        row = await _env(rig, other)
+        assert row["status"] in ("BACKOFF", "ERROR")
+        assert row["status_reason"].startswith("short by 2: ")
