@@ -39,6 +39,40 @@ def stale_after_s(poll_interval_s: float) -> float:
     return max(30.0, 10 * poll_interval_s)
 
 
+def _capacity_metrics(v: EngineView) -> Iterator[Metric]:
+    """Running instances by charge type and role, hourly spend, instance-hours and spend."""
+    running = GaugeMetricFamily(
+        "spot_controller_environment_running_by_charge",
+        "RUNNING instances by charge type and role (base, on_demand, spot, compensation)",
+        labels=["env", "env_id", "charge_type", "role"],
+    )
+    spend = GaugeMetricFamily(
+        "spot_controller_environment_hourly_spend_cny",
+        "Hourly spend of the RUNNING instances, CNY per hour (spot at its price, else its bid)",
+        labels=["env", "env_id"],
+    )
+    per_env: dict[str, float] = {}
+    for env_id, charge_type, role, count, charged in v.capacity():
+        running.add_metric([v.env_name(env_id), env_id, charge_type, role], count)
+        per_env[env_id] = per_env.get(env_id, 0.0) + float(charged)
+    for env_id, total in sorted(per_env.items()):
+        spend.add_metric([v.env_name(env_id), env_id], total)
+    hours = CounterMetricFamily(
+        "spot_controller_instance_hours",
+        "Instance-hours RUNNING since the daemon started, by charge type",
+        labels=["env_id", "charge_type"],
+    )
+    paid = CounterMetricFamily(
+        "spot_controller_spend_cny",
+        "Spend in CNY since the daemon started, by charge type",
+        labels=["env_id", "charge_type"],
+    )
+    for env_id, charge_type, seconds, cny in v.usage():
+        hours.add_metric([env_id, charge_type], seconds / 3600)
+        paid.add_metric([env_id, charge_type], cny)
+    yield from (running, spend, hours, paid)
+
+
 class EngineCollector(Collector):
     """Prometheus metrics computed from the engine's view at scrape time."""
 
@@ -121,13 +155,14 @@ class EngineCollector(Collector):
         backoff = GaugeMetricFamily(
             "spot_controller_pool_backoff_until_seconds",
             "Unix time before which a pool is not tried (0 once expired)",
-            labels=["env_id", "zone", "instance_type", "kind"],
+            labels=["env_id", "zone", "instance_type", "kind", "charge_type"],
         )
         for blocked, offering, block, active in v.blocks():
             until = block.until.timestamp() if active else 0.0
             labels = [blocked or "", offering.zone, offering.instance_type, block.kind]
-            backoff.add_metric(labels, until)
+            backoff.add_metric([*labels, offering.charge_type], until)
         yield backoff
+        yield from _capacity_metrics(v)
 
         yield GaugeMetricFamily(
             "spot_controller_pass_duration_seconds",

@@ -57,7 +57,7 @@ from controller.cloud.responses import (
     read_envelope,
 )
 from controller.core.events import Event
-from controller.core.instances import Instance, LaunchRequest, LaunchResult, PoolOffering
+from controller.core.instances import SPOT, Instance, LaunchRequest, LaunchResult, PoolOffering
 from controller.errors import CloudError, ValidationFailed
 from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY, Settings
 
@@ -238,10 +238,14 @@ class CvmClient:
                     remaining = [i for i in remaining if i not in gone]
 
     async def describe_zone_instance_config_infos(
-        self, *, zone: str | None = None, instance_type: str | None = None
+        self,
+        *,
+        zone: str | None = None,
+        instance_type: str | None = None,
+        charge_type: str = SPOT,
     ) -> list[PoolOffering]:
-        """Spot pools (status, stock grade, price) of the region, optionally narrowed."""
-        filters: dict[str, Sequence[str]] = {"instance-charge-type": ["SPOTPAID"]}
+        """Pools (status, stock grade, price) of one charge type (spot unless asked), narrowed."""
+        filters: dict[str, Sequence[str]] = {"instance-charge-type": [charge_type]}
         if zone is not None:
             filters["zone"] = [zone]
         if instance_type is not None:

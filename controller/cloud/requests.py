@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from controller.core.instances import LaunchRequest
+from controller.core.instances import SPOT, LaunchRequest
 
 JsonObject = dict[str, Any]
 
@@ -44,7 +44,7 @@ def _optional_launch_fields(request: LaunchRequest) -> Iterator[tuple[str, Any]]
 
 def run_instances_params(request: LaunchRequest) -> JsonObject:
     params: JsonObject = {
-        "InstanceChargeType": "SPOTPAID",
+        "InstanceChargeType": request.charge_type,
         "Placement": _placement(request),
         "InstanceType": request.instance_type,
         "ImageId": request.image_id,
@@ -53,7 +53,8 @@ def run_instances_params(request: LaunchRequest) -> JsonObject:
     params["ClientToken"] = request.client_token
     if request.tags:
         params["TagSpecification"] = _tag_specification(request)
-    params["InstanceMarketOptions"] = _spot_market_options(request)
+    if request.charge_type == SPOT:
+        params["InstanceMarketOptions"] = _spot_market_options(request)
     if request.user_data is not None:
         params["UserData"] = request.user_data
     return params
@@ -68,14 +69,15 @@ def inquiry_price_params(request: LaunchRequest) -> JsonObject:
     params: JsonObject = {
         "Placement": _placement(request),
         "ImageId": request.image_id,
-        "InstanceChargeType": "SPOTPAID",
+        "InstanceChargeType": request.charge_type,
         "InstanceType": request.instance_type,
     }
     params.update(_optional_launch_fields(request))
     params["InstanceCount"] = 1
     if request.tags:
         params["TagSpecification"] = _tag_specification(request)
-    params["InstanceMarketOptions"] = _spot_market_options(request)
+    if request.charge_type == SPOT:
+        params["InstanceMarketOptions"] = _spot_market_options(request)
     return params
 
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import httpx
 
 from controller.cloud.classify import HTTP_PREFIX, RESPONSE_MALFORMED, classify
-from controller.core.instances import Instance, LaunchResult, PoolOffering
+from controller.core.instances import SPOT, Instance, LaunchResult, PoolOffering
 
 T = TypeVar("T")
 JsonObject = dict[str, Any]
@@ -198,6 +198,7 @@ def parse_offerings(response: JsonObject) -> list[PoolOffering]:
                 unit_price=None if price is None else _price(price),
                 cpu=_whole(item.get("Cpu")),
                 memory=_whole(item.get("Memory")),
+                charge_type=_field(item, "InstanceChargeType", str) or SPOT,
             )
         )
     return offerings

@@ -30,6 +30,7 @@ class Block:
     kind: str  # "capacity" | "price" | "quota" | "spec" | "auth"
     reason: str
     failures: int = 1
+    since: datetime | None = None  # the first failure of this unbroken series
 
     @property
     def is_error(self) -> bool:
@@ -52,7 +53,14 @@ def next_block(
 ) -> Block:
     failures = (previous.failures + 1) if previous is not None else 1
     delay = backoff_delay(failures, base_s, max_s, rng)
-    return Block(until=now + timedelta(seconds=delay), kind=kind, reason=reason, failures=failures)
+    since = (previous.since or now) if previous is not None else now
+    return Block(
+        until=now + timedelta(seconds=delay),
+        kind=kind,
+        reason=reason,
+        failures=failures,
+        since=since,
+    )
 
 
 class BackoffBook:
@@ -100,7 +108,11 @@ class BackoffBook:
                 rng=self.rng,
             )
         else:
-            block = Block(now + timedelta(seconds=self.error_retry_s), error.kind, reason)
+            previous_block = self.blocks.get(key)
+            since = (previous_block.since or now) if previous_block is not None else now
+            block = Block(
+                now + timedelta(seconds=self.error_retry_s), error.kind, reason, since=since
+            )
         self.blocks[key] = block
         return block
 

@@ -70,6 +70,13 @@ class Event(StrEnum):
     TERMINATE_NOT_FOUND = "terminate_not_found"
     TERMINATE_FAILED = "terminate_failed"
     TERMINATE_ABANDONED = "terminate_abandoned"
+    # capacity policy
+    COMPENSATION_STARTED = "compensation_started"
+    COMPENSATION_ENDED = "compensation_ended"
+    REPLACEMENT_STARTED = "replacement_started"
+    REPLACEMENT_DONE = "replacement_done"
+    SPEND_CAP_REACHED = "spend_cap_reached"
+    PRICE_REFRESH_FAILED = "price_refresh_failed"
     # environments
     ENV_STATUS = "env_status"
     ENV_CONVERGED = "env_converged"

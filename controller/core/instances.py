@@ -27,30 +27,49 @@ def _frozen_mapping(value: Mapping[str, str]) -> Mapping[str, str]:
     return MappingProxyType(dict(value))
 
 
+#: Tencent's charge types: spot, and pay-as-you-go (on-demand, billed by the hour).
+SPOT = "SPOTPAID"
+ON_DEMAND = "POSTPAID_BY_HOUR"
+CHARGE_TYPES = (SPOT, ON_DEMAND)
+
+
 @dataclass(frozen=True)
 class Offering:
-    """A (zone, instance type) market: the key by which capacity is tried and backed off.
+    """A (zone, instance type, charge type) market: the key capacity is tried and backed off by.
 
-    The charge type joins the key when pay-as-you-go capacity arrives; ``str`` is the form
-    status reasons and logs show (``ap-guangzhou-3/S2.MEDIUM4``).
+    Spot and pay-as-you-go stock of one pool are sold (and run out) separately, so a sold-out
+    spot pool must not block its pay-as-you-go twin. ``str`` is the form status reasons and
+    logs show: ``ap-guangzhou-3/S2.MEDIUM4`` for spot, exactly as before charge types existed,
+    and ``ap-guangzhou-3/S2.MEDIUM4 pay-as-you-go`` otherwise.
     """
 
     zone: str
     instance_type: str
+    charge_type: str = SPOT
+
+    @property
+    def spot(self) -> bool:
+        return self.charge_type == SPOT
+
+    def as_charge(self, charge_type: str) -> Offering:
+        return Offering(self.zone, self.instance_type, charge_type)
 
     def __str__(self) -> str:
-        return f"{self.zone}/{self.instance_type}"
+        shown = f"{self.zone}/{self.instance_type}"
+        return shown if self.spot else f"{shown} pay-as-you-go"
 
 
 @dataclass(frozen=True)
 class LaunchRequest:
-    """One spot RunInstances call, complete enough to be repeated byte for byte.
+    """One RunInstances call, complete enough to be repeated byte for byte.
 
     ``client_token`` is the idempotency key: the client never invents one, so the caller derives
     it from the exact request (a changed parameter needs a new token). ``max_price`` is a decimal
     string because Tencent takes ``MaxPrice`` as a string and a float would round-trip badly.
     ``tags`` are sent as ``TagSpecification`` with ``ResourceType=instance``; ``user_data`` is
-    base64 and is never shown in a repr or an error message.
+    base64 and is never shown in a repr or an error message. ``charge_type`` is spot unless
+    the launch is pay-as-you-go, which is sent without market options (``max_price`` is then
+    kept only as the environment's bid, not sent).
     """
 
     zone: str
@@ -67,11 +86,14 @@ class LaunchRequest:
     subnet_id: str | None = None
     key_ids: tuple[str, ...] = ()
     user_data: str | None = field(default=None, repr=False)
+    charge_type: str = SPOT
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tags", _frozen_mapping(self.tags))
         object.__setattr__(self, "security_group_ids", tuple(self.security_group_ids))
         object.__setattr__(self, "key_ids", tuple(self.key_ids))
+        if self.charge_type not in CHARGE_TYPES:
+            raise ValidationFailed("charge_type", f"must be one of {', '.join(CHARGE_TYPES)}")
         if not self.client_token or len(self.client_token) > CLIENT_TOKEN_MAX:
             raise ValidationFailed("client_token", f"must be 1 to {CLIENT_TOKEN_MAX} characters")
         if not self.client_token.isascii() or not self.client_token.isprintable():
@@ -124,7 +146,7 @@ class LaunchResult:
 
 @dataclass(frozen=True)
 class PoolOffering:
-    """One spot pool (zone, instance type) from DescribeZoneInstanceConfigInfos.
+    """One pool (zone, instance type, charge type) from DescribeZoneInstanceConfigInfos.
 
     ``status`` is ``SELL`` or ``SOLD_OUT``; ``status_category`` grades the stock
     (``EnoughStock`` ... ``WithoutStock``); ``unit_price`` is the spot price per hour (the
@@ -138,3 +160,4 @@ class PoolOffering:
     unit_price: float | None
     cpu: int | None
     memory: int | None
+    charge_type: str = SPOT

@@ -72,6 +72,8 @@ def build_intent(
         "subnet_id": spec.subnet_id,
         "key_ids": list(spec.key_ids),
     }
+    if not offering.spot:  # a changed parameter gets a new token; spot tokens stay as they were
+        fields["charge_type"] = offering.charge_type
     token = client_token(spec.id, fields, nonce)
     tags = {**spec.tags, ENV_TAG: spec.id, CLUSTER_TAG: cluster, TOKEN_TAG: token}
     request = LaunchRequest(
@@ -89,6 +91,7 @@ def build_intent(
         subnet_id=spec.subnet_id,
         key_ids=spec.key_ids,
         user_data=spec.user_data,
+        charge_type=offering.charge_type,
     )
     launch = Launch(token, spec.id, offering, order.count, request, now)
     nodes = tuple(
@@ -101,6 +104,9 @@ def build_intent(
             created_at=now,
             launch_token=token,
             max_price=spec.max_price,
+            charge_type=offering.charge_type,
+            hourly_price=order.unit_price,
+            role=order.role,
         )
         for _ in range(order.count)
     )

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from controller.core.instances import LaunchRequest, Offering
+from controller.core.instances import SPOT, LaunchRequest, Offering
 
 ENV_TAG = "spot-controller:env"
 CLUSTER_TAG = "spot-controller:cluster"
@@ -34,6 +34,16 @@ class EndReason(StrEnum):
     LAUNCH_FAILED = "launch_failed"  # RunInstances refused, or LAUNCH_FAILED state
     LAUNCH_TIMEOUT = "launch_timeout"  # PENDING (or invisible) past the launch timeout
     ORPHAN = "orphan"
+    REPLACED = "replaced"  # pay-as-you-go replaced by spot (or a rebalance), once it runs
+
+
+class Role(StrEnum):
+    """Why an instance is in its environment: which part of the capacity policy it fills."""
+
+    BASE = "base"  # the on-demand base count: pay-as-you-go, always
+    ON_DEMAND = "on_demand"  # the on-demand percentage above the base
+    SPOT = "spot"
+    COMPENSATION = "compensation"  # pay-as-you-go standing in for spot that cannot be had
 
 
 ALIVE_STATES = (NodeState.CREATING, NodeState.RUNNING)
@@ -67,6 +77,9 @@ class Node:
     ended_at: datetime | None = None
     end_reason: str | None = None
     end_detail: str | None = None
+    charge_type: str = SPOT
+    hourly_price: str | None = None  # CNY per hour it was bought at; None: not known
+    role: str = Role.SPOT.value
 
     @property
     def alive(self) -> bool:
@@ -74,7 +87,7 @@ class Node:
 
     @property
     def offering(self) -> Offering:
-        return Offering(self.zone, self.instance_type)
+        return Offering(self.zone, self.instance_type, self.charge_type)
 
 
 @dataclass(frozen=True)

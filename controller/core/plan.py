@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
@@ -27,6 +28,7 @@ class EnvStatus(StrEnum):
     BACKOFF = "BACKOFF"  # short of capacity or outbid; retrying by itself
     ERROR = "ERROR"  # quota, credentials or spec: needs a human; retried slowly
     INVALID = "INVALID"  # the row cannot be acted on; status_reason names the field
+    CAPPED = "CAPPED"  # short on purpose: the next instance would exceed max_hourly_spend
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,9 @@ class Snapshot:
     recently_ended: frozenset[str] = frozenset()  # instance ids we ended; may still be visible
     terminate_requested: Mapping[str, datetime] = field(default_factory=dict)  # instance -> when
     policy: Policy = Policy()
+    # Hourly prices by offering (spot: the market price; pay-as-you-go: the listed price),
+    # known for the offerings of environments with a capacity policy.
+    prices: Mapping[Offering, Decimal] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,17 @@ class LaunchOrder:
     offering: Offering
     count: int
     cause: str
+    role: str = "spot"  # controller.core.model.Role
+    unit_price: str | None = None  # CNY per hour each instance is bought at, when known
+
+
+@dataclass(frozen=True)
+class Note:
+    """A capacity event to log (compensation, replacement): the plan says what and why."""
+
+    env_id: str
+    event: Event
+    fields: Mapping[str, object]
 
 
 @dataclass(frozen=True)
@@ -131,6 +147,8 @@ class Plan:
     launches: list[LaunchOrder] = field(default_factory=list)
     terminations: list[TerminateOrder] = field(default_factory=list)
     statuses: list[StatusReport] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    wake_at: list[datetime] = field(default_factory=list)  # a plan may change then
 
 
 def older_than(when: datetime | None, now: datetime, seconds: float) -> bool:

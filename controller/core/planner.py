@@ -16,6 +16,7 @@ from datetime import datetime
 from controller.core.backoff import Block
 from controller.core.events import Event
 from controller.core.instances import Offering
+from controller.core.mixed import plan_mixed
 from controller.core.model import (
     TERMINABLE_CLOUD_STATES,
     UNHEALTHY_CLOUD_STATES,
@@ -81,7 +82,10 @@ def plan(snap: Snapshot) -> Plan:
 
     adopted: Counter[str] = Counter(a.env_id for a in out.adoptions)
     for env_id, spec in snap.environments.items():
-        _plan_environment(
+        # An environment with a capacity policy mixes charge types; an all-spot one without a
+        # cap keeps this module's path exactly as it was before the policy existed.
+        plan_env = _plan_environment if spec.capacity.is_default else plan_mixed
+        plan_env(
             snap,
             spec,
             by_env.get(env_id, []),

@@ -17,6 +17,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from controller.core.capacity import (
+    CAPACITY_COLUMNS,
+    DEFAULT_CAPACITY,
+    CapacityPolicy,
+    validate_capacity,
+)
 from controller.core.instances import Offering
 from controller.core.regions import region_of_zone
 from controller.errors import ValidationFailed
@@ -46,6 +52,7 @@ USER_COLUMNS = (
     "user_data",
     "project_id",
     "tags",
+    *CAPACITY_COLUMNS,
 )
 STATUS_COLUMNS = (
     "status",
@@ -89,6 +96,7 @@ class EnvironmentSpec:
     key_ids: tuple[str, ...] = ()
     user_data: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    capacity: CapacityPolicy = DEFAULT_CAPACITY
 
     def __repr__(self) -> str:  # user data may carry secrets
         return f"EnvironmentSpec(id={self.id!r}, name={self.name!r}, desired={self.desired_count})"
@@ -323,4 +331,5 @@ def parse_environment(row: Mapping[str, Any], region: str) -> EnvironmentSpec:
         key_ids=key_ids,
         user_data=validate_user_data(row.get("user_data")),
         tags=validate_tags(row.get("tags")),
+        capacity=validate_capacity(row),
     )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from controller.core.events import Event
+from controller.core.instances import SPOT
 from controller.core.model import (
     CREATE_NODE,
     ENV_TAG,
@@ -20,6 +21,7 @@ from controller.core.model import (
     EndReason,
     Node,
     NodeState,
+    Role,
 )
 from controller.core.plan import Adoption, NodeChange, Observation, Plan
 
@@ -33,6 +35,7 @@ END_CAUSES = {
     EndReason.LAUNCH_FAILED: "instance failed to launch",
     EndReason.LAUNCH_TIMEOUT: "instance did not start within the launch timeout",
     EndReason.ORPHAN: "tagged instance of an environment that no longer exists",
+    EndReason.REPLACED: "replaced, its replacement running",
 }
 
 #: (node id, activity type, final state, state reason) of an activity that ends now.
@@ -183,6 +186,8 @@ def _adopt(
         last_seen_at=now,
         cloud_state=inst.state,
         running_at=now if state == NodeState.RUNNING else None,
+        charge_type=inst.charge_type or SPOT,
+        role=Role.SPOT.value if (inst.charge_type or SPOT) == SPOT else Role.ON_DEMAND.value,
     )
     out.new_activities.append(
         ActivityRecord(

@@ -15,6 +15,8 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from typing import Any
 
 import anyio
 
@@ -32,9 +34,10 @@ from controller.reconcile.hooks import EngineHooks
 from controller.reconcile.launcher import Launcher
 from controller.reconcile.lease import Leadership
 from controller.reconcile.ledger import Ledger
-from controller.reconcile.metrics import Counters
+from controller.reconcile.metrics import Counters, hourly_price
 from controller.reconcile.observer import PROBE_SHARE, Observer
 from controller.reconcile.passes import Passes, PassParts
+from controller.reconcile.prices import PriceBook
 from controller.reconcile.statuses import StatusWriter
 from controller.reconcile.triggers import Wakeup, watch_user_changes
 from controller.settings import Settings
@@ -107,6 +110,7 @@ class Engine:
             self.statuses,
             self.wakeup,
             self.counters,
+            PriceBook(client, clock),
         )
         self.passes = Passes(
             settings, clock, parts, leading=leading, hooks=hooks, new_node_id=new_node_id
@@ -260,6 +264,24 @@ class EngineView:
                 self._e.backoff.blocks.items(), key=lambda kv: str(kv[0])
             )
         ]
+
+    def capacity(self) -> list[tuple[str, str, str, int, Decimal]]:
+        """(env id, charge type, role, RUNNING instances, their hourly spend in CNY)."""
+        groups: dict[tuple[str, str, str], list[Any]] = {}
+        for node in self._e.fleet.nodes.values():
+            if node.state != NodeState.RUNNING:
+                continue
+            entry = groups.setdefault((node.env_id, node.charge_type, node.role), [0, Decimal(0)])
+            entry[0] += 1
+            entry[1] += hourly_price(node)
+        return [(*key, count, spend) for key, (count, spend) in sorted(groups.items())]
+
+    def usage(self) -> list[tuple[str, str, float, float]]:
+        """(env id, charge type, instance-seconds, CNY) since the daemon started."""
+        totals = self._e.counters.usage.totals(
+            iter(self._e.fleet.nodes.values()), self._e.clock.now()
+        )
+        return [(env, charge, s, cny) for (env, charge), (s, cny) in sorted(totals.items())]
 
     def counters(self) -> Iterator[tuple[tuple[str, str, str], int]]:
         return self._e.counters.items()

@@ -89,6 +89,7 @@ class Launcher:
             zone=launch.offering.zone,
             instance_type=launch.offering.instance_type,
             max_price=launch.request.max_price,
+            charge_type=launch.request.charge_type,
             cause=intent.cause,
         )
         self._spawn(self.send, launch, False)

@@ -31,6 +31,7 @@ from controller.reconcile.launcher import Launcher
 from controller.reconcile.ledger import Ledger
 from controller.reconcile.metrics import Counters
 from controller.reconcile.observer import Observer
+from controller.reconcile.prices import PriceBook
 from controller.reconcile.statuses import StatusWriter, unobserved_reports
 from controller.reconcile.triggers import COALESCE_S, Wakeup
 from controller.settings import Settings
@@ -64,6 +65,7 @@ class PassParts:
     statuses: StatusWriter
     wakeup: Wakeup
     counters: Counters
+    prices: PriceBook
 
 
 class Passes:
@@ -157,6 +159,7 @@ class Passes:
             self.stats.passes_skipped += 1
             self._finished(started)
             return None
+        await p.prices.refresh(p.desired.specs.values())  # policy environments only
         obs = p.observer.take()
         snap = Snapshot(
             now=now,
@@ -171,12 +174,13 @@ class Passes:
             recently_ended=frozenset(p.fleet.recently_ended),
             terminate_requested=p.launcher.terminate_requested,
             policy=self.policy,
+            prices=p.prices.current,
         )
         self.hooks.before_plan(snap)
         plan = planner.plan(snap)
         self.hooks.after_plan(snap)
         await self._carry_out(plan, obs, now)
-        p.wakeup.replan_at = started + self._seconds_to_next_timer(now)
+        p.wakeup.replan_at = started + self._seconds_to_next_timer(now, plan.wake_at)
         self._finished(started)
         return plan
 
@@ -186,6 +190,8 @@ class Passes:
             plan, p.fleet.nodes, p.desired.names, obs, now, self._new_node_id
         )
         _write_lines(effects.lines)
+        for note in plan.notes:
+            log.info(note.event, env=p.desired.name(note.env_id), env_id=note.env_id, **note.fields)
         for res in plan.resolutions:
             launch = p.fleet.launches.get(res.client_token)
             if launch is not None:
@@ -220,6 +226,9 @@ class Passes:
         await p.ledger.record_effects(effects, now, obs.instances if obs is not None else {})
         for env_id, reason in effects.ended:
             p.counters.add("ended", env_id, reason.value)
+        for node in effects.changed_nodes.values():
+            if node.state == NodeState.ENDED:
+                p.counters.usage.add_ended(node)
         for order in plan.terminations:
             p.launcher.terminate(order.instance_ids, order.reason)
         await p.statuses.write(plan.statuses, now, p.desired.specs, p.desired.names)
@@ -242,13 +251,14 @@ class Passes:
         self.p.launcher.expire(now, RECENTLY_ENDED_TTL_S)
         self.p.backoff.expire(now)
 
-    def _seconds_to_next_timer(self, now: datetime) -> float:
+    def _seconds_to_next_timer(self, now: datetime, plan_timers: list[datetime]) -> float:
         """Until the soonest backoff, hold or terminate retry ends: a plan changes then even
         if nothing else does. At most the resync interval, so statuses stay fresh."""
         soonest = self.settings.resync_interval_s
         retry = timedelta(seconds=self.policy.terminate_retry_s)
         ends = self.p.backoff.ends()
         ends += [asked + retry for asked in self.p.launcher.terminate_requested.values()]
+        ends += plan_timers  # e.g. compensation becoming due
         for end in ends:
             if end > now:
                 soonest = min(soonest, (end - now).total_seconds())

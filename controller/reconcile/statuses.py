@@ -98,6 +98,8 @@ class StatusWriter:
             launching=rep.launching,
             desired=spec.desired_count if spec is not None else None,
         )
+        if rep.status == EnvStatus.CAPPED and (previous is None or previous[0] != EnvStatus.CAPPED):
+            log.warning(Event.SPEND_CAP_REACHED, env=name, env_id=rep.env_id, reason=rep.reason)
         if rep.status == EnvStatus.READY and (previous is None or previous[0] != EnvStatus.READY):
             log.info(Event.ENV_CONVERGED, env=name, env_id=rep.env_id, running=rep.running)
 

@@ -40,6 +40,7 @@ class MarketUpdate:
     cpu: int | None = None
     memory: int | None = None
     on_demand_price: float | None = None
+    on_demand_stock: int | None = None  # pay-as-you-go capacity, sold apart from spot
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,17 @@ def parse(action: str, payload: Mapping[str, Any]) -> Command:
 def parse_market(payload: Mapping[str, Any]) -> MarketUpdate:
     _only(
         payload,
-        ("zone", "instance_type", "price", "stock", "quota", "cpu", "memory", "on_demand_price"),
+        (
+            "zone",
+            "instance_type",
+            "price",
+            "stock",
+            "quota",
+            "cpu",
+            "memory",
+            "on_demand_price",
+            "on_demand_stock",
+        ),
     )
     zone = _string(payload, "zone", required=True)
     if not ZONE_PATTERN.match(zone):
@@ -109,6 +120,7 @@ def parse_market(payload: Mapping[str, Any]) -> MarketUpdate:
         cpu=_integer(payload, "cpu", minimum=1),
         memory=_integer(payload, "memory", minimum=1),
         on_demand_price=_number(payload, "on_demand_price", minimum=0.0, positive=True),
+        on_demand_stock=_integer(payload, "on_demand_stock", minimum=0),
     )
 
 

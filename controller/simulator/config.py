@@ -15,69 +15,15 @@ credentials are TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY when set, else 
 simulator's documented pair (``controller.settings.SIMULATOR_SECRET_ID`` / ``_KEY``).
 
 ``SimulatorConfig.from_file(path)`` reads JSON (``.json``) or TOML (``.toml``) whose keys are
-the fields below; every key is optional and an unknown key, a wrong type or a value out of
-range raises :class:`~controller.errors.ConfigError` naming the file, the field and the rule.
-``markets`` and ``images``, when given, replace the defaults; ``faults`` keys change only
-what they name and ``faults.rate_limits`` is merged into Tencent's defaults (0 = unlimited).
-Scenario times are seconds after the simulator starts (or is reset). Example::
-
-    # simulator.toml
-    auth_enabled = true
-    secret_id = "AKIDsimulator00000000000000000000000"
-    secret_key = "simulator-secret-key-not-for-production"
-    region = "ap-guangzhou"            # home region: always accepted as X-TC-Region
-    launch_delay_s = 3.0               # PENDING -> RUNNING
-    launch_failure_rate = 0.05         # fraction of launches ending LAUNCH_FAILED
-    terminate_delay_s = 1.0            # TERMINATING -> gone
-    power_delay_s = 1.0                # STOPPING, STARTING, REBOOTING -> settled
-    spot_vcpu_quota = 100000           # account spot quota per zone, vCPUs
-    reclaim_rate_per_hour = 0.02       # fraction of running spot instances reclaimed per hour
-    images = ["img-pmqg1cw7", "img-487zeit5"]
-
-    [[markets]]
-    zone = "ap-guangzhou-3"
-    instance_type = "S2.MEDIUM4"
-    price = 0.12                       # spot price, CNY/hour
-    stock = 200                        # instances the pool can sell
-    quota = 500                        # max alive instances of this type in this zone
-    # cpu, memory (GB) and on_demand_price are optional: read from the type name / price x 5
-    # spot = false sells the pool pay-as-you-go only
-
-    [[markets]]
-    zone = "ap-guangzhou-4"
-    instance_type = "S5.MEDIUM4"
-    price = 0.10
-
-    [faults]
-    error_rate = 0.01                  # InternalError, nothing done
-    http_error_rate = 0.0              # HTTP 503 with an HTML body, nothing done
-    timeout_rate = 0.0                 # done, then the answer hangs timeout_hang_s
-    timeout_hang_s = 60.0
-    latency_ms = 20.0                  # added to every API call
-    describe_lag_s = 2.0               # new instances invisible to Describe* this long
-    rate_limits = { RunInstances = 5, DescribeInstances = 0 }   # calls/s, 0 = unlimited
-
-    [[scenario]]
-    at_s = 30
-    action = "market"                  # same payload as PUT /_sim/market
-    zone = "ap-guangzhou-3"
-    instance_type = "S2.MEDIUM4"
-    stock = 0                          # stock cut: every running instance is reclaimed
-
-    [[scenario]]
-    at_s = 60
-    action = "faults"                  # same payload as PUT /_sim/faults
-    error_rate = 0.0
-
-The same file as JSON has the same keys: ``{"markets": [{"zone": ..., ...}], "faults": {...},
-"scenario": [{"at_s": 30, "action": "reclaim", "fraction": 0.5}]}``.
+the fields below; an unknown key, a wrong type or a value out of range raises
+:class:`~controller.errors.ConfigError` naming the file, the field and the rule. The file's
+keys, with an example, are in ``docs/simulator.md`` ("The configuration file").
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import math
 import os
 import re
 import tomllib
@@ -88,9 +34,10 @@ from typing import Any
 
 from controller import settings
 from controller.errors import ConfigError, ValidationFailed
-from controller.simulator import commands
+from controller.simulator import commands, values
 from controller.simulator.limits import TENCENT_RATE_LIMITS
 from controller.simulator.market import (
+    DEFAULT_ON_DEMAND_STOCK,
     DEFAULT_QUOTA,
     DEFAULT_STOCK,
     INSTANCE_TYPE_PATTERN,
@@ -138,6 +85,7 @@ class PoolConfig:
     on_demand_price: float = 0.0
     spot: bool = True
     """False: sold pay-as-you-go only (SPOTPAID: UnsupportedOperation.NoInstanceTypeSupportSpot)."""
+    on_demand_stock: int = DEFAULT_ON_DEMAND_STOCK
 
     def __post_init__(self) -> None:
         cpu, memory = spec_of(self.instance_type)
@@ -269,10 +217,10 @@ class SimulatorConfig:
         config = cls()
         for key in ("auth_enabled",):
             if key in data:
-                setattr(config, key, _bool(data[key], key))
+                setattr(config, key, values.boolean(data[key], key))
         for key in ("secret_id", "secret_key", "session_token", "region"):
             if key in data:
-                setattr(config, key, _str(data[key], key))
+                setattr(config, key, values.string(data[key], key))
         for key in (
             "launch_delay_s",
             "launch_failure_rate",
@@ -281,25 +229,26 @@ class SimulatorConfig:
             "reclaim_rate_per_hour",
         ):
             if key in data:
-                setattr(config, key, _float(data[key], key))
+                setattr(config, key, values.number(data[key], key))
         for key in ("max_instance_count", "spot_vcpu_quota"):
             if key in data:
-                setattr(config, key, _int(data[key], key))
+                setattr(config, key, values.integer(data[key], key))
         if "markets" in data:
             config.markets = [
                 _pool(item, f"markets[{i}]")
-                for i, item in enumerate(_list(data["markets"], "markets"))
+                for i, item in enumerate(values.listing(data["markets"], "markets"))
             ]
         if "faults" in data:
             config.faults = _faults(data["faults"], "faults")
         if "scenario" in data:
             config.scenario = [
                 _event(item, f"scenario[{i}]")
-                for i, item in enumerate(_list(data["scenario"], "scenario"))
+                for i, item in enumerate(values.listing(data["scenario"], "scenario"))
             ]
         if "images" in data:
             config.images = [
-                _str(item, f"images[{i}]") for i, item in enumerate(_list(data["images"], "images"))
+                values.string(item, f"images[{i}]")
+                for i, item in enumerate(values.listing(data["images"], "images"))
             ]
         return config
 
@@ -316,11 +265,11 @@ class SimulatorConfig:
             raise ValidationFailed("secret_id", "secret_id and secret_key are required with auth")
         if not REGION_PATTERN.match(self.region):
             raise ValidationFailed("region", f"must look like ap-guangzhou, got {self.region!r}")
-        _range(self.launch_delay_s, "launch_delay_s", 0.0)
-        _range(self.terminate_delay_s, "terminate_delay_s", 0.0)
-        _range(self.power_delay_s, "power_delay_s", 0.0)
-        _range(self.launch_failure_rate, "launch_failure_rate", 0.0, 1.0)
-        _range(self.reclaim_rate_per_hour, "reclaim_rate_per_hour", 0.0, 1.0)
+        values.in_range(self.launch_delay_s, "launch_delay_s", 0.0)
+        values.in_range(self.terminate_delay_s, "terminate_delay_s", 0.0)
+        values.in_range(self.power_delay_s, "power_delay_s", 0.0)
+        values.in_range(self.launch_failure_rate, "launch_failure_rate", 0.0, 1.0)
+        values.in_range(self.reclaim_rate_per_hour, "reclaim_rate_per_hour", 0.0, 1.0)
         if not 1 <= self.max_instance_count <= 1000:
             raise ValidationFailed("max_instance_count", "must be between 1 and 1000")
         if self.spot_vcpu_quota < 0:
@@ -354,13 +303,13 @@ class SimulatorConfig:
                     raise ValidationFailed(f"{where}.{name}", "must be at least 1")
         faults = self.faults
         for name in commands.FAULT_RATES:
-            _range(getattr(faults, name), f"faults.{name}", 0.0, 1.0)
+            values.in_range(getattr(faults, name), f"faults.{name}", 0.0, 1.0)
         for name in commands.FAULT_DURATIONS:
-            _range(getattr(faults, name), f"faults.{name}", 0.0)
+            values.in_range(getattr(faults, name), f"faults.{name}", 0.0)
         commands.parse_rate_limits(faults.rate_limits, "faults.rate_limits")
         for i, event in enumerate(self.scenario):
             where = f"scenario[{i}]"
-            _range(event.at_s, f"{where}.at_s", 0.0)
+            values.in_range(event.at_s, f"{where}.at_s", 0.0)
             try:
                 commands.parse(event.action, event.payload)
             except ValidationFailed as exc:
@@ -392,15 +341,18 @@ def _pool(data: Any, where: str) -> PoolConfig:
         if key not in data:
             raise ValidationFailed(f"{where}.{key}", "is required")
     return PoolConfig(
-        zone=_str(data["zone"], f"{where}.zone"),
-        instance_type=_str(data["instance_type"], f"{where}.instance_type"),
-        price=_float(data["price"], f"{where}.price"),
-        stock=_int(data.get("stock", DEFAULT_STOCK), f"{where}.stock"),
-        quota=_int(data.get("quota", DEFAULT_QUOTA), f"{where}.quota"),
-        cpu=_int(data.get("cpu", 0), f"{where}.cpu"),
-        memory=_int(data.get("memory", 0), f"{where}.memory"),
-        on_demand_price=_float(data.get("on_demand_price", 0.0), f"{where}.on_demand_price"),
-        spot=_bool(data.get("spot", True), f"{where}.spot"),
+        zone=values.string(data["zone"], f"{where}.zone"),
+        instance_type=values.string(data["instance_type"], f"{where}.instance_type"),
+        price=values.number(data["price"], f"{where}.price"),
+        stock=values.integer(data.get("stock", DEFAULT_STOCK), f"{where}.stock"),
+        quota=values.integer(data.get("quota", DEFAULT_QUOTA), f"{where}.quota"),
+        cpu=values.integer(data.get("cpu", 0), f"{where}.cpu"),
+        memory=values.integer(data.get("memory", 0), f"{where}.memory"),
+        on_demand_price=values.number(data.get("on_demand_price", 0.0), f"{where}.on_demand_price"),
+        spot=values.boolean(data.get("spot", True), f"{where}.spot"),
+        on_demand_stock=values.integer(
+            data.get("on_demand_stock", DEFAULT_ON_DEMAND_STOCK), f"{where}.on_demand_stock"
+        ),
     )
 
 
@@ -411,7 +363,7 @@ def _faults(data: Any, where: str) -> FaultsConfig:
     faults = FaultsConfig()
     for name in (*commands.FAULT_RATES, *commands.FAULT_DURATIONS):
         if name in data:
-            setattr(faults, name, _float(data[name], f"{where}.{name}"))
+            setattr(faults, name, values.number(data[name], f"{where}.{name}"))
     if "rate_limits" in data:
         if data["rate_limits"] is None:
             faults.rate_limits = {}
@@ -431,43 +383,7 @@ def _event(data: Any, where: str) -> ScenarioEvent:
         raise ValidationFailed(f"{where}.action", "is required")
     payload = {k: v for k, v in data.items() if k not in ("at_s", "action")}
     return ScenarioEvent(
-        at_s=_float(data["at_s"], f"{where}.at_s"),
-        action=_str(data["action"], f"{where}.action"),
+        at_s=values.number(data["at_s"], f"{where}.at_s"),
+        action=values.string(data["action"], f"{where}.action"),
         payload=payload,
     )
-
-
-def _range(value: float, where: str, low: float, high: float | None = None) -> None:
-    if not math.isfinite(value) or value < low or (high is not None and value > high):
-        bounds = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
-        raise ValidationFailed(where, f"must be {bounds}, got {value}")
-
-
-def _bool(value: Any, where: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValidationFailed(where, f"expected true or false, got {value!r}")
-    return value
-
-
-def _str(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise ValidationFailed(where, f"expected a string, got {value!r}")
-    return value
-
-
-def _float(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValidationFailed(where, f"expected a number, got {value!r}")
-    return float(value)
-
-
-def _int(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationFailed(where, f"expected a whole number, got {value!r}")
-    return value
-
-
-def _list(value: Any, where: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise ValidationFailed(where, f"expected a list, got {value!r}")
-    return value

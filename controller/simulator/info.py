@@ -225,7 +225,9 @@ def _quota_item(pool: Pool, charge_type: str) -> dict[str, Any]:
         "InstanceFamily": family_of(pool.instance_type),
         "TypeName": type_name_of(pool.instance_type),
         "LocalDiskTypeList": [],
-        "Status": pool.status,
+        "Status": pool.status
+        if charge_type == "SPOTPAID"
+        else ("SELL" if pool.on_demand_stock else "SOLD_OUT"),
         "Price": {
             "UnitPrice": pool.on_demand_price,
             "UnitPriceDiscount": paid,

@@ -71,6 +71,9 @@ def type_name_of(instance_type: str) -> str:
     return f"{_FAMILY_NAMES.get(letters, 'General')} {family}"
 
 
+DEFAULT_ON_DEMAND_STOCK = 1_000_000  # pay-as-you-go stock is sold apart from spot: large
+
+
 @dataclass
 class Pool:
     """One (zone, instance type) pool as this account sees it.
@@ -87,8 +90,10 @@ class Pool:
     cpu: int
     memory: int
     on_demand_price: float
-    held: int = 0
+    held: int = 0  # alive instances of both charge types
     spot: bool = True  # False: sold pay-as-you-go only (NoInstanceTypeSupportSpot for SPOTPAID)
+    on_demand_capacity: int = DEFAULT_ON_DEMAND_STOCK
+    on_demand_held: int = 0  # of which pay-as-you-go
 
     @property
     def region(self) -> str:
@@ -96,8 +101,12 @@ class Pool:
 
     @property
     def stock(self) -> int:
-        """Instances the pool can still sell."""
-        return max(0, self.capacity - self.held)
+        """Spot instances the pool can still sell (pay-as-you-go stock is apart)."""
+        return max(0, self.capacity - (self.held - self.on_demand_held))
+
+    @property
+    def on_demand_stock(self) -> int:
+        return max(0, self.on_demand_capacity - self.on_demand_held)
 
     @property
     def status(self) -> str:

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from controller.errors import ValidationFailed
-from controller.simulator import commands, power
+from controller.simulator import commands, disruptions, power, selling
 from controller.simulator.config import SimulatorConfig
 from controller.simulator.errors import ApiError
 from controller.simulator.faults import Faults
@@ -27,15 +27,10 @@ from controller.simulator.instance import (
     LaunchSpec,
     State,
     format_time,
-    instance_names,
 )
 from controller.simulator.market import (
-    DEFAULT_QUOTA,
-    DEFAULT_STOCK,
-    SPOT_DISCOUNT,
     Pool,
     region_of,
-    spec_of,
 )
 from controller.simulator.stats import Stats
 
@@ -86,6 +81,7 @@ class World:
                 memory=pool.memory,
                 on_demand_price=pool.on_demand_price,
                 spot=pool.spot,
+                on_demand_capacity=pool.on_demand_stock,
             )
         self.images = set(self.config.images)
         self.faults = Faults(self.config.faults)
@@ -127,9 +123,9 @@ class World:
         if timer.kind == "boot":
             self._boot(instance, timer.due)
         elif timer.kind == "reclaim":
-            self._begin_termination(instance, timer.due, EndReason.RECLAIMED)
+            self.begin_termination(instance, timer.due, EndReason.RECLAIMED)
         elif timer.kind == "gone":
-            self._end(instance, timer.due, instance.ending_reason or EndReason.TERMINATED)
+            self.end_instance(instance, timer.due, instance.ending_reason or EndReason.TERMINATED)
         elif timer.kind.startswith("power:"):
             power.settle(self, instance, timer.kind.removeprefix("power:"), timer.due)
 
@@ -216,106 +212,14 @@ class World:
 
     def launch(self, spec: LaunchSpec, now: float, request_id: str) -> tuple[str, ...]:
         """RunInstances: checks price, quota and stock, then creates PENDING instances."""
-        if spec.client_token is not None and spec.client_token in self.client_tokens:
-            return self.client_tokens[spec.client_token]
-        pool = self.pool_for(spec.region, spec.zone, spec.instance_type)
-        self.check_image(spec.image_id)
-        spot = spec.charge_type == "SPOTPAID"
-        if spot and not pool.spot:
-            raise ApiError(
-                "UnsupportedOperation.NoInstanceTypeSupportSpot",
-                f"The instance type {spec.instance_type} is not sold as spot in {spec.zone}.",
-            )
-        if (
-            spec.charge_type == "SPOTPAID"
-            and spec.max_price is not None
-            and spec.max_price + 1e-9 < pool.price
-        ):
-            raise ApiError(
-                "InvalidParameterValue.InsufficientPrice",
-                f"The bid price {spec.max_price:g} is lower than the current spot price "
-                f"{pool.price:g} of {spec.instance_type} in {spec.zone}.",
-            )
-        need = spec.min_count or spec.count
-        quota_left = max(0, pool.quota - pool.held)
-        if quota_left < need:
-            code = (
-                "LimitExceeded.SpotQuota"
-                if spec.charge_type == "SPOTPAID"
-                else ("LimitExceeded.InstanceQuota")
-            )
-            raise ApiError(
-                code,
-                f"The quota of {spec.instance_type} in {spec.zone} is {pool.quota}; "
-                f"{pool.held} are in use and {need} were requested.",
-            )
-        if spot:
-            self._check_spot_quota(pool, spec.zone, need)
-        if pool.stock < need:
-            raise self._no_stock(pool, spec, need)
-        if spec.dry_run:
-            raise ApiError("DryRunOperation", "The request would have succeeded (DryRun).")
-        count = min(spec.count, quota_left, pool.stock)
-        ids = tuple(
-            self._create(spec, pool, name, now, request_id)
-            for name in instance_names(spec.name, count)
-        )
-        if spec.client_token is not None:
-            self.client_tokens[spec.client_token] = ids
-        return ids
+        return selling.launch(self, spec, now, request_id)
 
     def spot_vcpus_used(self, zone: str) -> int:
-        """vCPUs of the account's spot instances alive in ``zone`` (its spot quota's use)."""
-        return self.spot_vcpus.get(zone, 0)
+        return selling.spot_vcpus_used(self, zone)
 
-    def _check_spot_quota(self, pool: Pool, zone: str, need: int) -> None:
-        used = self.spot_vcpus_used(zone)
-        total = self.config.spot_vcpu_quota
-        if used + need * pool.cpu > total:
-            raise ApiError(
-                "LimitExceeded.UserSpotQuota",
-                f"The account's spot quota in {zone} is {total} vCPUs; {used} are in use and "
-                f"{need} x {pool.cpu} were requested.",
-            )
-
-    def _no_stock(self, pool: Pool, spec: LaunchSpec, need: int) -> ApiError:
-        """The refusal for a pool short of stock, by how short and for which charge type.
-
-        Zone empty: ResourcesSoldOut.AvailabilityZoneSoldOut for spot (the code the shared
-        reference lists for spot), ResourceInsufficient.AvailabilityZoneSoldOut otherwise.
-        Type empty in the zone: ResourceInsufficient.ZoneSoldOutForSpecifiedInstance. Some
-        left but fewer than asked: MinCount's InsufficientOfferingMinimum, else
-        InvalidParameterValue.InsufficientOffering for spot ("竞价数量不足") and
-        ResourceInsufficient.SpecifiedInstanceType for pay-as-you-go.
-        """
-        spot = spec.charge_type == "SPOTPAID"
-        if all(p.stock == 0 for p in self.pools.values() if p.zone == pool.zone):
-            code = (
-                "ResourcesSoldOut.AvailabilityZoneSoldOut"
-                if spot
-                else "ResourceInsufficient.AvailabilityZoneSoldOut"
-            )
-            return ApiError(code, f"The zone `{pool.zone}` is sold out.")
-        if pool.stock == 0:
-            return ApiError(
-                "ResourceInsufficient.ZoneSoldOutForSpecifiedInstance",
-                f"The instance type {spec.instance_type} is sold out in {spec.zone}.",
-            )
-        if spec.min_count is not None:
-            return ApiError(
-                "ResourceInsufficient.InsufficientOfferingMinimum",
-                f"Only {pool.stock} {spec.instance_type} can be created in {spec.zone}, "
-                f"fewer than MinCount {need}.",
-            )
-        return ApiError(
-            "InvalidParameterValue.InsufficientOffering"
-            if spot
-            else "ResourceInsufficient.SpecifiedInstanceType",
-            f"The stock of {spec.instance_type} in {spec.zone} is insufficient "
-            f"({pool.stock} left, {need} requested).",
-        )
-
-    def _create(self, spec: LaunchSpec, pool: Pool, name: str, now: float, request_id: str) -> str:
+    def create_instance(
+        self, spec: LaunchSpec, pool: Pool, name: str, now: float, request_id: str
+    ) -> str:
         seq = next(self._instance_seq)
         instance = Instance(
             instance_id=self._new_instance_id(),
@@ -349,6 +253,8 @@ class World:
         pool.held += 1
         if instance.charge_type == "SPOTPAID":
             self.spot_vcpus[instance.zone] = self.spot_vcpus.get(instance.zone, 0) + instance.cpu
+        else:
+            pool.on_demand_held += 1
         self.stats.launched_total += 1
         self._schedule(now + self.config.launch_delay_s, "boot", instance.instance_id)
         return instance.instance_id
@@ -369,7 +275,7 @@ class World:
         instances = self.alive_in(region, ids)
         power.check_accepts("TerminateInstances", instances)
         for instance in instances:
-            self._begin_termination(instance, now, EndReason.TERMINATED, request_id)
+            self.begin_termination(instance, now, EndReason.TERMINATED, request_id)
 
     # ---- transitions ------------------------------------------------------------------
 
@@ -387,7 +293,7 @@ class World:
         instance.running_at = now
         self.schedule_reclaim(instance, now)
 
-    def _begin_termination(
+    def begin_termination(
         self, instance: Instance, now: float, reason: EndReason, request_id: str = ""
     ) -> None:
         instance.version += 1
@@ -401,7 +307,7 @@ class World:
             now + self.config.terminate_delay_s, "gone", instance.instance_id, instance.version
         )
 
-    def _end(self, instance: Instance, now: float, reason: EndReason) -> None:
+    def end_instance(self, instance: Instance, now: float, reason: EndReason) -> None:
         instance.version += 1
         instance.state = State.TERMINATED
         instance.latest_operation_state = "SUCCESS"
@@ -409,109 +315,28 @@ class World:
         instance.end_reason = reason
         del self.alive[instance.instance_id]
         self.membership_version += 1
-        self.pools[(instance.zone, instance.instance_type)].held -= 1
+        pool = self.pools[(instance.zone, instance.instance_type)]
+        pool.held -= 1
         if instance.charge_type == "SPOTPAID":
             self.spot_vcpus[instance.zone] -= instance.cpu
+        else:
+            pool.on_demand_held -= 1
         self.stats.ended[str(reason)] += 1
 
     # ---- operator commands (admin API and scenario) ------------------------------------
 
     def apply(self, command: commands.Command, now: float) -> dict[str, object]:
         """Carry out an operator command; the result is what the admin endpoint returns."""
-        if isinstance(command, commands.MarketUpdate):
-            return self.update_market(command, now)
-        if isinstance(command, commands.ReclaimOrder):
-            return {"reclaimed": self.reclaim(command, now)}
-        if isinstance(command, commands.ReleaseOrder):
-            return {"released": self.release(command, now)}
-        self.faults.update(command)
-        return {"faults": self.faults.view()}
+        return disruptions.apply(self, command, now)
 
     def update_market(self, update: commands.MarketUpdate, now: float) -> dict[str, object]:
-        pool = self.pools.get((update.zone, update.instance_type))
-        if pool is None:
-            if update.price is None:
-                raise ValidationFailed("price", "is required to create a pool")
-            cpu, memory = spec_of(update.instance_type)
-            pool = Pool(
-                zone=update.zone,
-                instance_type=update.instance_type,
-                price=update.price,
-                capacity=DEFAULT_STOCK,
-                quota=DEFAULT_QUOTA,
-                cpu=cpu,
-                memory=memory,
-                on_demand_price=round(update.price / SPOT_DISCOUNT, 4),
-            )
-            self.pools[(update.zone, update.instance_type)] = pool
-        for name in ("price", "quota", "cpu", "memory", "on_demand_price"):
-            value = getattr(update, name)
-            if value is not None:
-                setattr(pool, name, value)
-        reclaimed: list[str] = []
-        if update.stock is not None:
-            pool.capacity = update.stock
-            reclaimed = self._cut(pool, now)
-        return {"pool": pool.view(), "reclaimed": reclaimed}
-
-    def _cut(self, pool: Pool, now: float) -> list[str]:
-        """Reclaim running instances of ``pool`` beyond its capacity: a stock cut."""
-        members = [
-            i
-            for i in self.alive.values()
-            if i.zone == pool.zone and i.instance_type == pool.instance_type
-        ]
-        staying = [i for i in members if i.state != State.TERMINATING]
-        excess = len(staying) - pool.capacity
-        running = [i for i in staying if i.state == State.RUNNING and i.charge_type == "SPOTPAID"]
-        if excess <= 0 or not running:
-            return []
-        victims = self.rng.sample(running, min(excess, len(running)))
-        return self._reclaim_now(victims, now)
+        return disruptions.update_market(self, update, now)
 
     def reclaim(self, order: commands.ReclaimOrder, now: float) -> list[str]:
-        if order.instance_ids is not None:
-            victims = []
-            for instance_id in dict.fromkeys(order.instance_ids):
-                instance = self.alive.get(instance_id)
-                if instance is None:
-                    raise ValidationFailed("instance_ids", f"{instance_id} is not alive")
-                if instance.state != State.RUNNING:
-                    raise ValidationFailed(
-                        "instance_ids", f"{instance_id} is {instance.state}, not RUNNING"
-                    )
-                victims.append(instance)
-            return self._reclaim_now(victims, now)
-        candidates = [
-            i
-            for i in self.alive.values()
-            if i.state == State.RUNNING
-            and i.charge_type == "SPOTPAID"
-            and order.zone in (None, i.zone)
-            and order.instance_type in (None, i.instance_type)
-        ]
-        if order.count is not None:
-            wanted = min(order.count, len(candidates))
-        else:
-            wanted = math.floor((order.fraction or 0.0) * len(candidates) + 0.5)
-        return self._reclaim_now(self.rng.sample(candidates, wanted), now)
-
-    def _reclaim_now(self, victims: list[Instance], now: float) -> list[str]:
-        victims = sorted(victims, key=lambda i: i.seq)
-        for instance in victims:
-            self._begin_termination(instance, now, EndReason.RECLAIMED)
-        return [i.instance_id for i in victims]
+        return disruptions.reclaim(self, order, now)
 
     def release(self, order: commands.ReleaseOrder, now: float) -> list[str]:
-        instances = []
-        for instance_id in dict.fromkeys(order.instance_ids):
-            instance = self.alive.get(instance_id)
-            if instance is None:
-                raise ValidationFailed("instance_ids", f"{instance_id} is not alive")
-            instances.append(instance)
-        for instance in instances:
-            self._end(instance, now, EndReason.RELEASED)
-        return [i.instance_id for i in instances]
+        return disruptions.release(self, order, now)
 
     # ---- views ------------------------------------------------------------------------
 

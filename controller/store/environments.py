@@ -19,6 +19,23 @@ from controller.errors import ValidationFailed
 from controller.store.connection import StoreBase
 from controller.store.schema import activities, compute_environments, compute_nodes
 
+# Read as text, so that a bad value written with plain SQL is reported INVALID, not fatal.
+NUMERIC_CAPACITY_COLUMNS = (
+    "on_demand_base_count",
+    "on_demand_percentage",
+    "compensate_after_s",
+    "disruption_budget",
+    "max_hourly_spend",
+)
+# A named constraint's violation -> (field, rule) for the user.
+CAPACITY_RULES = (
+    ("on_demand_base_count_range", "on_demand_base_count", "must be from 0 to 2000"),
+    ("on_demand_percentage_range", "on_demand_percentage", "must be from 0 to 100"),
+    ("compensate_after_s_range", "compensate_after_s", "must be from 0 to 86400"),
+    ("disruption_budget_positive", "disruption_budget", "must be at least 1"),
+    ("max_hourly_spend_positive", "max_hourly_spend", "must be greater than 0"),
+)
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -147,6 +164,7 @@ def _integrity_to_validation(exc: IntegrityError, name: Any) -> ValidationFailed
         ("desired_count_range", "desired_count", "must be from 0 to 2000"),
         ("max_price_positive", "max_price", "must be greater than 0"),
         ("name_not_empty", "name", "must not be empty"),
+        *CAPACITY_RULES,
     ):
         if constraint in text:
             return ValidationFailed(field_name, rule)

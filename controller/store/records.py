@@ -18,6 +18,7 @@ from controller.core.instances import Offering
 from controller.core.model import CREATE_NODE, ActivityRecord, Launch, Node, NodeState
 from controller.core.spec import STATUS_COLUMNS
 from controller.store.connection import StoreBase
+from controller.store.environments import NUMERIC_CAPACITY_COLUMNS
 from controller.store.notify import EnvironmentChanges, watch_environment_changes
 from controller.store.rows import (
     activity_values,
@@ -56,14 +57,9 @@ class EngineRecords(StoreBase):
         and the revision those rows are at (read from the same snapshot)."""
         c = compute_environments.c
         r = environment_revision.c
-        cols = [
-            col for col in compute_environments.c if col.name not in ("max_price", "desired_count")
-        ]
-        stmt = sa.select(
-            *cols,
-            sa.cast(c.max_price, sa.Text).label("max_price"),
-            sa.cast(c.desired_count, sa.Text).label("desired_count"),
-        )
+        as_text = ("max_price", "desired_count", *NUMERIC_CAPACITY_COLUMNS)
+        cols = [col for col in compute_environments.c if col.name not in as_text]
+        stmt = sa.select(*cols, *(sa.cast(c[name], sa.Text).label(name) for name in as_text))
         async with self._tx(snapshot=True) as conn:
             value = (
                 await self._execute(conn, sa.select(r.revision).where(r.id == 1))
@@ -87,12 +83,13 @@ class EngineRecords(StoreBase):
                 Launch(
                     client_token=r.client_token,
                     env_id=r.env_id,
-                    offering=Offering(r.zone, r.instance_type),
+                    offering=Offering(r.zone, r.instance_type, request.charge_type),
                     count=r.count,
-                    request=request_from_json(r.request),
+                    request=request,
                     created_at=r.created_at,
                 )
                 for r in launch_rows
+                for request in (request_from_json(r.request),)
             ]
         return nodes, pending
 

@@ -45,6 +45,9 @@ def node_values(node: Node) -> dict[str, Any]:
         "ended_at": node.ended_at,
         "end_reason": node.end_reason,
         "end_detail": node.end_detail,
+        "charge_type": node.charge_type,
+        "hourly_price": node.hourly_price,
+        "role": node.role,
     }
 
 
@@ -67,6 +70,9 @@ def node_from_row(row: Mapping[str, Any]) -> Node:
         ended_at=row["ended_at"],
         end_reason=row["end_reason"],
         end_detail=row["end_detail"],
+        charge_type=row["charge_type"],
+        hourly_price=row["hourly_price"],
+        role=row["role"],
     )
 
 

@@ -91,6 +91,21 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+# What SQL can check of the capacity policy, by name (the store turns a violation into the
+# field's rule); controller.core.capacity checks the rest.
+CAPACITY_CHECKS = {
+    "on_demand_base_count_range": (
+        f"on_demand_base_count >= 0 AND on_demand_base_count <= {MAX_DESIRED_COUNT}"
+    ),
+    "on_demand_percentage_range": "on_demand_percentage >= 0 AND on_demand_percentage <= 100",
+    "compensate_after_s_range": "compensate_after_s >= 0 AND compensate_after_s <= 86400",
+    "disruption_budget_positive": "disruption_budget IS NULL OR disruption_budget >= 1",
+    "max_hourly_spend_positive": "max_hourly_spend IS NULL OR max_hourly_spend > 0",
+}
+CAPACITY_CONSTRAINTS = tuple(
+    sa.CheckConstraint(text, name=name) for name, text in CAPACITY_CHECKS.items()
+)
+
 compute_environments = sa.Table(
     "compute_environments",
     metadata,
@@ -114,6 +129,13 @@ compute_environments = sa.Table(
     sa.Column("user_data", sa.Text, nullable=True),
     sa.Column("project_id", sa.Integer, nullable=False, server_default="0"),
     sa.Column("tags", sa.Text, nullable=False, server_default="{}"),
+    # the capacity policy (migration 0004): every default is an all-spot, uncapped environment
+    sa.Column("on_demand_base_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("on_demand_percentage", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("compensate_with_on_demand", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("compensate_after_s", sa.Integer, nullable=False, server_default="60"),
+    sa.Column("disruption_budget", sa.Integer, nullable=True),  # NULL: 10 % of desired
+    sa.Column("max_hourly_spend", sa.Numeric(12, 5), nullable=True),  # NULL: no cap
     sa.Column(
         "created_at",
         UTCDateTime,
@@ -134,6 +156,7 @@ compute_environments = sa.Table(
     ),
     sa.CheckConstraint("max_price > 0", name="max_price_positive"),
     sa.CheckConstraint("length(trim(name)) > 0", name="name_not_empty"),
+    *CAPACITY_CONSTRAINTS,
     sa.UniqueConstraint("name"),
 )
 
@@ -205,6 +228,11 @@ compute_nodes = sa.Table(
     # interrupted | released | scale_in | env_deleted | launch_failed | launch_timeout | orphan
     sa.Column("end_reason", sa.String(32), nullable=True),
     sa.Column("end_detail", sa.Text, nullable=True),
+    # SPOTPAID | POSTPAID_BY_HOUR; the price it was bought at (CNY/h, NULL: not known); its
+    # role in the capacity policy: base | on_demand | spot | compensation (migration 0004)
+    sa.Column("charge_type", sa.String(32), nullable=False, server_default="SPOTPAID"),
+    sa.Column("hourly_price", sa.String(32), nullable=True),
+    sa.Column("role", sa.String(16), nullable=False, server_default="spot"),
     sa.Index("ix_compute_nodes_state", "state"),
     # One live record per instance; history may hold an ended record of the same instance
     # (an instance judged gone that came back is adopted anew).

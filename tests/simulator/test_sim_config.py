@@ -12,7 +12,6 @@ from controller import settings
 from controller.core.regions import BY_NAME, region_of_zone
 from controller.errors import ConfigError
 from controller.simulator import Simulator, SimulatorConfig
-from controller.simulator import config as config_module
 from controller.simulator.limits import TENCENT_RATE_LIMITS
 from tests.simulator.helpers import FakeClock
 
@@ -77,10 +76,10 @@ def test_credentials_and_region_come_from_the_environment(monkeypatch: pytest.Mo
 
 
 def test_the_documented_example_file_parses(tmp_path: Path) -> None:
-    doc = config_module.__doc__ or ""
-    example = doc.split("Example::", 1)[1].split("The same file as JSON", 1)[0]
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "simulator.md").read_text()
+    example = guide.split("```toml\n", 1)[1].split("```", 1)[0]
     path = tmp_path / "simulator.toml"
-    path.write_text("\n".join(line[4:] for line in example.splitlines()))
+    path.write_text(example)
     config = SimulatorConfig.from_file(path)
     assert [(p.zone, p.instance_type, p.stock) for p in config.markets] == [
         ("ap-guangzhou-3", "S2.MEDIUM4", 200),

@@ -78,13 +78,17 @@ async def test_price_quota_and_sold_out_refusals(cvm: Cvm) -> None:
             change = {"zone": zone, "instance_type": pool["instance_type"], "stock": 0}
             await cvm.admin("PUT", "market", change)
     code = await cvm.code("RunInstances", spot(zone=zone, instance_type="S5.MEDIUM4"))
-    assert code == "ResourcesSoldOut.AvailabilityZoneSoldOut"  # spot; on-demand below
+    assert code == "ResourcesSoldOut.AvailabilityZoneSoldOut"
+    # Pay-as-you-go is sold from a stock of its own: spot sold out does not touch it.
     params = {
         **spot(zone=zone, instance_type="S5.MEDIUM4"),
         "InstanceChargeType": "POSTPAID_BY_HOUR",
     }
     del params["InstanceMarketOptions"]
-    assert await cvm.code("RunInstances", params) == "ResourceInsufficient.AvailabilityZoneSoldOut"
+    assert len((await cvm.ok("RunInstances", params))["InstanceIdSet"]) == 1
+    change = {"zone": zone, "instance_type": "S5.MEDIUM4", "on_demand_stock": 0}
+    await cvm.admin("PUT", "market", change)
+    assert await cvm.code("RunInstances", params) == "ResourceInsufficient.SpecifiedInstanceType"
 
 
 async def test_new_pool_in_a_new_region(cvm: Cvm) -> None:

@@ -137,6 +137,12 @@ async def test_update_of_every_user_column_notifies(pg_url: str, engine: AsyncEn
         "user_data": "ZWNobw==",
         "project_id": 7,
         "tags": '{"team": "a"}',
+        "on_demand_base_count": 1,
+        "on_demand_percentage": 50,
+        "compensate_with_on_demand": True,
+        "compensate_after_s": 30,
+        "disruption_budget": 2,
+        "max_hourly_spend": 3.5,
     }
     assert set(values) == set(USER_COLUMNS)
     env_id = await insert(engine)
