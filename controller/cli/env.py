@@ -10,6 +10,7 @@ import base64
 import json
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import click
 from controller.cli.base import with_environments
 from controller.cli.output import (
     ACTIVITY_COLUMNS,
+    COST_COLUMNS,
     ENVIRONMENT_COLUMNS,
     NODE_COLUMNS,
     OUTPUT_OPTION,
@@ -78,6 +80,37 @@ _LAUNCH_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         multiple=True,
         metavar="KEY=VALUE",
         help="Extra tag on every instance; repeat for more.",
+    ),
+    click.option(
+        "--on-demand-base",
+        "on_demand_base_count",
+        type=int,
+        help="The first N instances are pay-as-you-go, always (default 0).",
+    ),
+    click.option(
+        "--on-demand-percentage",
+        type=int,
+        help="Of the instances above the base, this percentage is pay-as-you-go (0 to 100).",
+    ),
+    click.option(
+        "--compensate-with-on-demand/--no-compensate-with-on-demand",
+        default=None,
+        help="Fill a spot shortfall with pay-as-you-go instances, replaced by spot later.",
+    ),
+    click.option(
+        "--compensate-after",
+        "compensate_after_s",
+        type=int,
+        help="Seconds every spot offering must be unavailable before compensating (60).",
+    ),
+    click.option(
+        "--disruption-budget",
+        type=int,
+        help="Replacements at a time on the way back to spot (default 10 %% of desired).",
+    ),
+    click.option(
+        "--max-hourly-spend",
+        help="Cap on the environment's hourly spend, CNY per hour (default: none).",
     ),
 ]
 
@@ -206,3 +239,35 @@ async def env_nodes(environments: Environments, name: str, show_all: bool, outpu
     """Show the compute nodes (instances) of NAME (also of a deleted environment, by id)."""
     rows = [n.to_json() for n in await environments.nodes(name, include_ended=show_all)]
     emit(rows, output, NODE_COLUMNS)
+
+
+@env.command("cost")
+@click.argument("name")
+@click.option(
+    "--since",
+    default="24h",
+    show_default=True,
+    help="Start of the period: an ISO 8601 UTC time, or hours (24h) or days (7d) ago.",
+)
+@OUTPUT_OPTION
+@with_environments
+async def env_cost(environments: Environments, name: str, since: str, output: str) -> None:
+    """Instance-hours and spend of NAME by charge type since --since, from its node records."""
+    until = datetime.now(UTC)
+    rows = [c.to_json() for c in await environments.cost(name, parse_since(since, until), until)]
+    emit(rows, output, COST_COLUMNS)
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """``24h``, ``7d`` or an ISO 8601 time (UTC when it names no zone)."""
+    value = text.strip()
+    if value[-1:] in ("h", "d") and value[:-1].isdigit():
+        return now - timedelta(**{"hours" if value[-1] == "h" else "days": int(value[:-1])})
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationFailed(
+            "since",
+            f"must be an ISO 8601 time or a number of hours or days, like 24h or 7d; got {text!r}",
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

@@ -25,11 +25,22 @@ ENVIRONMENT_COLUMNS: Columns = (
     ("max price", "max_price"),
     ("desired", "desired_count"),
     ("running", "running_count"),
+    ("spot", "spot_running"),
+    ("on-demand", "on_demand_running"),
+    ("compensating", "compensating"),
+    ("CNY/h", "hourly_spend"),
     ("pending", "pending_count"),
     ("launching", "launching_count"),
     ("status", "status"),
     ("reason", "status_reason"),
     ("next attempt", "next_attempt_at"),
+)
+COST_COLUMNS: Columns = (
+    ("charge type", "charge_type"),
+    ("instances", "instances"),
+    ("instance-hours", "instance_hours"),
+    ("spend (CNY)", "spend"),
+    ("without a price", "unpriced"),
 )
 # The refreshing `status` view: what converges, and when the controller last looked.
 STATUS_COLUMNS: Columns = (
@@ -61,6 +72,9 @@ NODE_COLUMNS: Columns = (
     ("cloud state", "cloud_state"),
     ("zone", "zone"),
     ("type", "instance_type"),
+    ("charge", "charge_type"),
+    ("role", "role"),
+    ("CNY/h", "hourly_price"),
     ("launched", "launched_at"),
     ("ended", "ended_at"),
     ("reason", "end_reason"),

@@ -10,11 +10,16 @@ rule, and nothing is written; the store keeps only the database's own constraint
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from controller.core import spec
+from controller.core.instances import SPOT
+from controller.core.model import NodeState
 from controller.errors import ValidationFailed
-from controller.service.views import ActivityView, EnvironmentView, NodeView
+from controller.service.cost import CostView, cost_by_charge_type
+from controller.service.views import EMPTY_MIX, ActivityView, EnvironmentView, NodeView
 from controller.store.store import Store
 
 DELETED_ID_PREFIX = "env-"  # the history of a deleted environment is read by its id
@@ -81,11 +86,39 @@ class Environments:
         return EnvironmentView.from_row(await self.store.insert_environment(row))
 
     async def list(self) -> tuple[EnvironmentView, ...]:
-        """Every environment, by name."""
-        return tuple(EnvironmentView.from_row(r) for r in await self.store.list_environments())
+        """Every environment, by name, with the split of its instances and its hourly spend."""
+        rows = await self.store.list_environments()
+        mixes = await self._mixes()
+        return tuple(EnvironmentView.from_row(r, mixes.get(r["id"])) for r in rows)
 
     async def show(self, name_or_id: str) -> EnvironmentView:
-        return EnvironmentView.from_row(await self._row(name_or_id))
+        row = await self._row(name_or_id)
+        return EnvironmentView.from_row(row, (await self._mixes()).get(row["id"]))
+
+    async def cost(self, name_or_id: str, since: datetime, until: datetime) -> tuple[CostView, ...]:
+        """Instance-hours and spend by charge type between ``since`` and ``until``, from the
+        node records (each instance from its launch to its end, at the price it was bought at)."""
+        if since >= until:
+            raise ValidationFailed("since", f"must be before {until:%Y-%m-%dT%H:%M:%SZ}")
+        env_id = await self._history_id(name_or_id)
+        return cost_by_charge_type(await self.store.list_nodes(env_id), since, until)
+
+    async def _mixes(self) -> dict[str, dict[str, Any]]:
+        mixes: dict[str, dict[str, Any]] = {}
+        for group in await self.store.live_node_mix():
+            mix = mixes.setdefault(group["env_id"], dict(EMPTY_MIX))
+            running = group["state"] == NodeState.RUNNING.value
+            alive = group["state"] in (NodeState.CREATING.value, NodeState.RUNNING.value)
+            if running and group["charge_type"] == SPOT:
+                mix["spot_running"] += group["nodes"]
+            elif running:
+                mix["on_demand_running"] += group["nodes"]
+            if alive and group["role"] == "compensation":
+                mix["compensating"] += group["nodes"]
+            if group["state"] != NodeState.DELETING.value and group["priced"]:
+                spend = Decimal(str(group["hourly_spend"])).quantize(Decimal("0.0001"))
+                mix["hourly_spend"] = (mix["hourly_spend"] or Decimal(0)) + spend
+        return mixes
 
     async def update(self, name_or_id: str, changes: Mapping[str, Any]) -> EnvironmentView:
         """Change fields; new values apply to new launches, running instances are kept."""

@@ -17,6 +17,7 @@ from typing import Any, Self
 from controller.core.model import NodeState
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+EMPTY_MIX = {"spot_running": 0, "on_demand_running": 0, "compensating": 0, "hourly_spend": None}
 
 
 def _jsonable(value: Any) -> Any:
@@ -32,7 +33,7 @@ def _hidden_user_data(length: int) -> str | None:
 
 
 @dataclass(frozen=True)
-class _View:
+class View:
     """A frozen dataclass built from a store row by field name, shown as plain data."""
 
     @classmethod
@@ -44,7 +45,7 @@ class _View:
 
 
 @dataclass(frozen=True)
-class EnvironmentView(_View):
+class EnvironmentView(View):
     """One compute environment: what its user asked for and what the controller reports.
 
     Values are as stored, not as the daemon would parse them: a row written with plain SQL
@@ -77,11 +78,24 @@ class EnvironmentView(_View):
     launching_count: int
     next_attempt_at: datetime | None
     last_reconciled_at: datetime | None
+    # The capacity policy, as stored (NULL: the default).
+    on_demand_base_count: Any
+    on_demand_percentage: Any
+    compensate_with_on_demand: Any
+    compensate_after_s: Any
+    disruption_budget: Any
+    max_hourly_spend: Any
+    # The split of the running instances, and the hourly spend of those alive or launching.
+    spot_running: int = 0
+    on_demand_running: int = 0
+    compensating: int = 0
+    hourly_spend: Decimal | None = None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Self:
+    def from_row(cls, row: Mapping[str, Any], mix: Mapping[str, Any] | None = None) -> Self:
         user_data = row.get("user_data") or ""
-        return super().from_row({**row, "user_data_length": len(user_data)})
+        split = {**EMPTY_MIX, **(mix or {})}
+        return super().from_row({**row, **split, "user_data_length": len(user_data)})
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {}
@@ -93,7 +107,7 @@ class EnvironmentView(_View):
 
 
 @dataclass(frozen=True)
-class ActivityView(_View):
+class ActivityView(View):
     """One entry of an environment's history: a node created, ended, adopted, ..."""
 
     id: str
@@ -109,7 +123,7 @@ class ActivityView(_View):
 
 
 @dataclass(frozen=True)
-class NodeView(_View):
+class NodeView(View):
     """One compute node: an instance the controller launched or adopted, live or ended."""
 
     id: str
@@ -129,6 +143,9 @@ class NodeView(_View):
     ended_at: datetime | None
     end_reason: str | None
     end_detail: str | None
+    charge_type: str
+    hourly_price: str | None
+    role: str
 
     @property
     def ended(self) -> bool:

@@ -147,6 +147,26 @@ class EnvironmentQueries(StoreBase):
         async with self._tx() as conn:
             return [dict(r._mapping) for r in await self._execute(conn, stmt)]
 
+    async def live_node_mix(self) -> list[dict[str, Any]]:
+        """Live nodes per (environment, state, charge type, role), and what they cost: what
+        ``env list`` shows of each environment's split and hourly spend, in one grouped read."""
+        c = compute_nodes.c
+        stmt = (
+            sa.select(
+                c.env_id,
+                c.state,
+                c.charge_type,
+                c.role,
+                sa.func.count().label("nodes"),
+                sa.func.count(c.hourly_price).label("priced"),
+                sa.func.sum(sa.cast(c.hourly_price, sa.Numeric(12, 4))).label("hourly_spend"),
+            )
+            .where(c.state != "ENDED")
+            .group_by(c.env_id, c.state, c.charge_type, c.role)
+        )
+        async with self._tx() as conn:
+            return [dict(r._mapping) for r in await self._execute(conn, stmt)]
+
 
 def _user_columns(values: Mapping[str, Any]) -> dict[str, Any]:
     """The values as columns of compute_environments a user may write; others are refused."""
