@@ -48,14 +48,7 @@ def launch(world: World, spec: LaunchSpec, now: float, request_id: str) -> tuple
             )
         if spec.dry_run:
             raise ApiError("DryRunOperation", "The request would have succeeded (DryRun).")
-        count = min(spec.count, pool.on_demand_stock)
-        ids = tuple(
-            world.create_instance(spec, pool, name, now, request_id)
-            for name in instance_names(spec.name, count)
-        )
-        if spec.client_token is not None:
-            world.client_tokens[spec.client_token] = ids
-        return ids
+        return _create(world, spec, pool, min(spec.count, pool.on_demand_stock), now, request_id)
     quota_left = max(0, pool.quota - (pool.held - pool.on_demand_held))
     if quota_left < need:
         raise ApiError(
@@ -69,7 +62,13 @@ def launch(world: World, spec: LaunchSpec, now: float, request_id: str) -> tuple
         raise _no_stock(world, pool, spec, need)
     if spec.dry_run:
         raise ApiError("DryRunOperation", "The request would have succeeded (DryRun).")
-    count = min(spec.count, quota_left, pool.stock)
+    return _create(world, spec, pool, min(spec.count, quota_left, pool.stock), now, request_id)
+
+
+def _create(
+    world: World, spec: LaunchSpec, pool: Pool, count: int, now: float, request_id: str
+) -> tuple[str, ...]:
+    """``count`` PENDING instances; their ids are what a repeat of the ClientToken returns."""
     ids = tuple(
         world.create_instance(spec, pool, name, now, request_id)
         for name in instance_names(spec.name, count)

@@ -16,16 +16,9 @@ from controller.errors import StoreError
 from controller.service import Environments, EnvironmentView
 from controller.store.store import Store
 from tests.support.polling import eventually, holds
-from tests.support.world import World, converged, running_engine, settings_for
+from tests.support.world import ENVIRONMENT, World, converged, running_engine, settings_for
 
-SEED = {
-    "name": "web",
-    "zone": "ap-guangzhou-3",
-    "instance_type": "S2.MEDIUM4",
-    "image_id": "img-pmqg1cw7",
-    "max_price": "0.60",
-    "desired_count": 3,
-}
+SEED = {**ENVIRONMENT, "desired_count": 3}
 REGION = "ap-guangzhou"
 
 

@@ -14,16 +14,9 @@ from controller.service import Environments
 from controller.store.store import Store
 from tests.conftest import _pg_admin_dsn
 from tests.support.polling import eventually
-from tests.support.world import World, running_engine, settings_for
+from tests.support.world import ENVIRONMENT, World, running_engine, settings_for
 
-SEED = {
-    "name": "web",
-    "zone": "ap-guangzhou-3",
-    "instance_type": "S2.MEDIUM4",
-    "image_id": "img-pmqg1cw7",
-    "max_price": "0.60",
-    "desired_count": 2,
-}
+SEED = ENVIRONMENT
 REGION = "ap-guangzhou"
 
 

@@ -12,16 +12,10 @@ from controller.core.model import ActivityRecord, Node, NodeState
 from controller.errors import ValidationFailed
 from controller.service import EnvironmentNotFound, Environments, EnvironmentView
 from controller.store.store import Store
+from tests.support.world import ENVIRONMENT
 
 REGION = "ap-guangzhou"
-WEB = {
-    "name": "web",
-    "zone": "ap-guangzhou-3",
-    "instance_type": "S2.MEDIUM4",
-    "image_id": "img-pmqg1cw7",
-    "max_price": "0.60",
-    "desired_count": 2,
-}
+WEB = ENVIRONMENT
 USER_DATA = "IyEvYmluL3NoCmVjaG8gc2VjcmV0Cg=="
 
 

@@ -16,16 +16,10 @@ from controller.errors import ValidationFailed
 from controller.service import Environments
 from controller.service.environments import validate_changes, validate_new_environment
 from controller.store.store import Store
+from tests.support.world import ENVIRONMENT
 
 REGION = "ap-guangzhou"
-VALID = {
-    "name": "web",
-    "zone": "ap-guangzhou-3",
-    "instance_type": "S2.MEDIUM4",
-    "image_id": "img-pmqg1cw7",
-    "max_price": "0.60",
-    "desired_count": 2,
-}
+VALID = ENVIRONMENT
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ Assertions read the simulator's ground truth (``/_sim/instances``) and the datab
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
+from types import MappingProxyType
 from typing import Any
 
 import anyio
@@ -21,6 +22,18 @@ from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY, Setti
 from controller.simulator import Simulator, SimulatorConfig
 from controller.simulator.server import background_server
 from controller.store.store import Store
+
+# The environment row most tests start from: one pool, the simulator's default image.
+ENVIRONMENT: Mapping[str, object] = MappingProxyType(
+    {
+        "name": "web",
+        "zone": "ap-guangzhou-3",
+        "instance_type": "S2.MEDIUM4",
+        "image_id": "img-pmqg1cw7",
+        "max_price": "0.60",
+        "desired_count": 2,
+    }
+)
 
 FAST = {
     "poll_interval_s": 0.05,
