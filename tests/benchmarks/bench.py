@@ -43,7 +43,7 @@ if __package__ in (None, ""):  # run as a script: make `tests.benchmarks` import
 import anyio
 
 from controller.errors import ConfigError
-from tests.benchmarks import report, rig, scenarios
+from tests.benchmarks import presets, report, rig, scenarios
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results"
@@ -74,7 +74,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="process",
         help="simulator in its own process (default) or in a thread of the daemon's process",
     )
-    parser.add_argument("--preset", choices=sorted(scenarios.PRESETS), default="full")
+    parser.add_argument("--preset", choices=sorted(presets.PRESETS), default="full")
     parser.add_argument("--keep-logs", action="store_true", help="copy daemon logs to DIR/logs")
     parser.add_argument(
         "--daemon-setting",
@@ -96,9 +96,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _options(args: argparse.Namespace, workdir: Path) -> scenarios.RunOptions:
-    return scenarios.RunOptions(
-        preset=scenarios.PRESETS[args.preset],
+def _options(args: argparse.Namespace, workdir: Path) -> presets.RunOptions:
+    return presets.RunOptions(
+        preset=presets.PRESETS[args.preset],
         seed=args.seed,
         simulator_mode=args.simulator,
         database_url=args.database_url,
@@ -179,7 +179,7 @@ def kind_of(figure: report.Figure) -> str:
 
 
 def run_parent(args: argparse.Namespace) -> int:
-    preset = scenarios.PRESETS[args.preset]
+    preset = presets.PRESETS[args.preset]
     selected = tuple(args.scenario or scenarios.SCENARIOS)
     groups = scenarios.groups_for(selected, preset)
     started = time.monotonic()
@@ -253,7 +253,7 @@ def run_parent(args: argparse.Namespace) -> int:
 
 def build_result(
     args: argparse.Namespace,
-    preset: scenarios.Preset,
+    preset: presets.Preset,
     figures: list[report.Figure],
     details: dict[str, Any],
     started: float,
@@ -331,7 +331,7 @@ def header(result: dict[str, Any]) -> str:
     )
 
 
-def plot_panels(details: dict[str, Any], preset: scenarios.Preset) -> list[report.Panel]:
+def plot_panels(details: dict[str, Any], preset: presets.Preset) -> list[report.Panel]:
     panels = []
     for envs, each in preset.cold:
         d = details.get(f"cold-{envs}x{each}")
@@ -360,7 +360,7 @@ def write_outputs(
     result: dict[str, Any],
     figures: list[report.Figure],
     details: dict[str, Any],
-    preset: scenarios.Preset,
+    preset: presets.Preset,
 ) -> None:
     (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
     panels = plot_panels(details, preset)
@@ -415,7 +415,7 @@ def readme_section(out: Path, result: dict[str, Any], figures: list[report.Figur
 def render(args: argparse.Namespace) -> int:
     """Write the outputs again from a results.json (after a change of presentation)."""
     result = json.loads(args.render.read_text())
-    preset = scenarios.PRESETS[result["preset"]]
+    preset = presets.PRESETS[result["preset"]]
     figures = [report.figure_from_json(f) for f in result["figures"]]
     result["figures"] = [f.to_json() for f in figures]
     args.out.mkdir(parents=True, exist_ok=True)

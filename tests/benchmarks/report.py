@@ -18,7 +18,7 @@ SCHEMA = "spot-controller-bench/1"
 
 @dataclass(frozen=True)
 class Target:
-    """What a figure should be: ``ratio<=`` (to its floor), ``<``, ``<=`` or ``==``."""
+    """What a figure should be: ``ratio<=`` (to its floor), ``<``, ``<=``, ``>=`` or ``==``."""
 
     op: str
     value: float
@@ -41,6 +41,8 @@ class Target:
             return measured <= self.value
         if self.op == "==":
             return measured == self.value
+        if self.op == ">=":
+            return measured >= self.value
         raise ValueError(f"unknown target operator {self.op!r}")
 
 

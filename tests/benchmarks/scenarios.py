@@ -8,11 +8,8 @@ them, and timelines for the plot.
 from __future__ import annotations
 
 import gc
-import random
 import time
 from collections import Counter
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -20,73 +17,16 @@ import anyio
 from controller.core.model import ENV_TAG
 from controller.logs import get_logger
 from controller.settings import DEFAULT_RATE_LIMITS
-from tests.benchmarks import floors, rig
+from tests.benchmarks import floors, outage, rig
+from tests.benchmarks.presets import Preset, RunOptions
 from tests.benchmarks.report import Figure, Target
-from tests.support.polling import eventually, holds
+from tests.benchmarks.session import Session
+from tests.support.polling import eventually
 
 _log = get_logger()
 
-# ---- presets -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Preset:
-    """Sizes and timings of a run. ``full`` is the benchmark; ``tiny`` is the smoke test's."""
-
-    name: str
-    launch_latency_s: float  # RunInstances answered -> RUNNING
-    api_latency_ms: float  # every API call, one way (the simulator's latency fault)
-    cold: tuple[tuple[int, int], ...]  # (environments, instances each)
-    storm_fleet: tuple[int, int]
-    storm_fraction: float
-    storm_trials: int
-    reaction_trials: int
-    reaction_launch_latency_s: float
-    steady_sweeps: int  # the steady-state window, in resync intervals
-    scale: tuple[tuple[int, int], ...]
-    scale_sweeps: int
-    settings: dict[str, Any] = field(default_factory=dict)  # daemon settings overrides
-    sample_interval_s: float = 0.2
-    timeout_s: float = 900.0
-
-
-FULL = Preset(
-    name="full",
-    launch_latency_s=10.0,
-    api_latency_ms=50.0,
-    cold=((100, 10), (10, 1000)),
-    storm_fleet=(10, 1000),
-    storm_fraction=0.3,
-    storm_trials=3,
-    reaction_trials=60,
-    reaction_launch_latency_s=0.5,
-    steady_sweeps=6,
-    scale=((1000, 10), (10000, 10)),
-    scale_sweeps=3,
-)
-
-TINY = Preset(
-    name="tiny",
-    launch_latency_s=0.3,
-    api_latency_ms=5.0,
-    cold=((2, 100),),
-    storm_fleet=(2, 100),
-    storm_fraction=0.3,
-    storm_trials=1,
-    reaction_trials=3,
-    reaction_launch_latency_s=0.1,
-    steady_sweeps=1,
-    scale=((4, 2), (8, 2)),
-    scale_sweeps=1,
-    settings={"poll_interval_s": 0.2, "resync_interval_s": 1.0},
-    sample_interval_s=0.05,
-    timeout_s=60.0,
-)
-
-PRESETS = {p.name: p for p in (FULL, TINY)}
-
 # Scenario names a user selects, and the child-process groups that produce them.
-SCENARIOS = ("cold", "storm", "steady", "reaction", "scale")
+SCENARIOS = ("cold", "storm", "steady", "reaction", "scale", "outage")
 
 
 def groups_for(selected: tuple[str, ...], preset: Preset) -> list[str]:
@@ -100,17 +40,9 @@ def groups_for(selected: tuple[str, ...], preset: Preset) -> list[str]:
         groups.append("reaction")
     if "scale" in selected:
         groups += [f"scale-{e}x{n}" for e, n in preset.scale]
+    if "outage" in selected:
+        groups += ["outage-off", "outage-on"]
     return groups
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    preset: Preset
-    seed: int
-    simulator_mode: str  # process | thread
-    database_url: str | None  # None: a SQLite file
-    workdir: Path
-    daemon_env: dict[str, str] = field(default_factory=dict)  # SPOT_CONTROLLER_* overrides
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -129,93 +61,14 @@ async def run_group(group: str, opts: RunOptions) -> dict[str, Any]:
         return await _reaction_group(opts)
     if kind == "scale":
         return await _scale_group(_parse_size(size), opts)
+    if kind == "outage":
+        return await outage.outage_group(size == "on", opts)
     raise ValueError(f"unknown group {group!r}")
 
 
 def _limits(opts: RunOptions) -> floors.RateLimits:
     """The limits the simulator enforces: Tencent's defaults."""
     return floors.RateLimits.from_mapping(DEFAULT_RATE_LIMITS)
-
-
-class _Session:
-    """Simulator + database + daemon + admin client + user SQL for one group."""
-
-    def __init__(self, opts: RunOptions, spec: rig.SimulatorSpec, *, lifted: bool = False):
-        self.opts = opts
-        self.spec = spec
-        self.lifted = lifted
-        self.rng = random.Random(opts.seed)
-
-    async def __aenter__(self) -> _Session:
-        import contextlib
-
-        self._stack = contextlib.AsyncExitStack()
-        stack = self._stack
-        self.base_url = stack.enter_context(
-            rig.simulator(
-                self.spec,
-                mode=self.opts.simulator_mode,
-                seed=self.opts.seed,
-                workdir=self.opts.workdir,
-            )
-        )
-        self.database_url = await stack.enter_async_context(
-            rig.database(self.opts.database_url, self.opts.workdir)
-        )
-        self.sql = rig.UserSql(self.database_url)
-        self.cloud = rig.Cloud(self.base_url)
-        stack.push_async_callback(self.cloud.aclose)
-        self.settings = rig.daemon_settings(
-            self.database_url,
-            self.base_url,
-            lifted=self.lifted,
-            environ=self.opts.daemon_env,
-            **self.opts.preset.settings,
-        )
-        return self
-
-    async def start_daemon(self) -> rig.Daemon:
-        self.daemon = await self._stack.enter_async_context(rig.daemon(self.settings))
-        return self.daemon
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._stack.aclose()
-
-    async def wait_observed(self) -> None:
-        view = self.daemon.engine.view
-        await eventually(
-            lambda: holds(view.observed and view.passes > 0),
-            within_s=30,
-            interval_s=0.02,
-            what="the first sweep",
-        )
-
-    async def wait_ready(self, envs: int, timeout_s: float) -> float:
-        return await eventually(
-            lambda: _eq(self.sql.ready(), envs),
-            within_s=timeout_s,
-            interval_s=0.1,
-            what=f"{envs} environments READY",
-        )
-
-    async def wait_cloud(self, running: int, timeout_s: float, interval_s: float = 0.05) -> float:
-        async def done() -> bool:
-            stats = await self.cloud.stats()
-            by_state = stats.get("alive_by_state", {})
-            return by_state.get("RUNNING", 0) == running and stats.get("alive", 0) == running
-
-        return await eventually(
-            done, within_s=timeout_s, interval_s=interval_s, what=f"{running} RUNNING"
-        )
-
-    def simulator_description(self) -> str:
-        if self.opts.simulator_mode == "thread":
-            return "in-process (uvicorn thread of the benchmark process), over loopback HTTP"
-        return "separate process (spot-controller simulator serve), over loopback HTTP"
-
-
-async def _eq(value: Any, expected: int) -> bool:
-    return bool(await value == expected)
 
 
 def _calls(before: dict[str, Any], after: dict[str, Any]) -> dict[str, int]:
@@ -236,7 +89,7 @@ def _errors(before: dict[str, Any], after: dict[str, Any]) -> dict[str, int]:
 
 
 async def _cold_start(
-    s: _Session, envs: int, each: int, sampler: rig.Sampler
+    s: Session, envs: int, each: int, sampler: rig.Sampler
 ) -> tuple[list[Figure], dict[str, Any]]:
     """All environments from 0 to ``each`` with one UPDATE; time until all RUNNING."""
     preset = s.opts.preset
@@ -294,7 +147,7 @@ async def _cold_group(size: tuple[int, int], opts: RunOptions) -> dict[str, Any]
     envs, each = size
     preset = opts.preset
     spec = rig.SimulatorSpec(preset.launch_latency_s, preset.api_latency_ms)
-    async with _Session(opts, spec) as s:
+    async with Session(opts, spec) as s:
         await s.sql.create_environments(envs, 0, s.rng)
         daemon = await s.start_daemon()
         await s.wait_observed()
@@ -321,7 +174,7 @@ async def _fleet_group(opts: RunOptions) -> dict[str, Any]:
     spec = rig.SimulatorSpec(preset.launch_latency_s, preset.api_latency_ms)
     out_figures: list[Figure] = []
     scenarios: dict[str, Any] = {}
-    async with _Session(opts, spec) as s:
+    async with Session(opts, spec) as s:
         await s.sql.create_environments(envs, 0, s.rng)
         daemon = await s.start_daemon()
         await s.wait_observed()
@@ -347,7 +200,7 @@ async def _fleet_group(opts: RunOptions) -> dict[str, Any]:
 
 
 async def _storms(
-    s: _Session, envs: int, each: int, sampler: rig.Sampler
+    s: Session, envs: int, each: int, sampler: rig.Sampler
 ) -> tuple[list[Figure], dict[str, Any]]:
     """Reclaim a fraction of the running fleet at once; time until all are replaced."""
     preset = s.opts.preset
@@ -440,7 +293,7 @@ async def _storms(
     return [figure], details
 
 
-async def _steady(s: _Session, instances: int) -> tuple[list[Figure], dict[str, Any]]:
+async def _steady(s: Session, instances: int) -> tuple[list[Figure], dict[str, Any]]:
     """A converged fleet, nothing changing: calls, queries and CPU over whole resync cycles."""
     preset = s.opts.preset
     probe = s.daemon.probe
@@ -530,7 +383,7 @@ async def _reaction_group(opts: RunOptions) -> dict[str, Any]:
     """One UPDATE of desired_count -> the first RunInstances reaching the cloud."""
     preset = opts.preset
     spec = rig.SimulatorSpec(preset.reaction_launch_latency_s, preset.api_latency_ms)
-    async with _Session(opts, spec) as s:
+    async with Session(opts, spec) as s:
         [name] = await s.sql.create_environments(1, 1, s.rng)
         await s.start_daemon()
         await s.wait_observed()
@@ -607,7 +460,7 @@ async def _scale_run(
 ) -> dict[str, Any]:
     preset = opts.preset
     total = envs * each
-    async with _Session(opts, spec, lifted=True) as s:
+    async with Session(opts, spec, lifted=True) as s:
         baseline = rig.peak_rss_mib()
         rss_start = rig.rss_mib()
         await s.sql.create_environments(envs, each, s.rng)

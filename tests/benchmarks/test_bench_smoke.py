@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from controller.settings import DEFAULT_RATE_LIMITS
-from tests.benchmarks import floors, report, scenarios
+from tests.benchmarks import floors, outage, presets, report, scenarios
 
 BENCH = Path(__file__).resolve().parent / "bench.py"
 TENCENT = floors.RateLimits.from_mapping(DEFAULT_RATE_LIMITS)
@@ -104,7 +104,7 @@ def test_growth_is_judged_against_linear() -> None:
         "sweep_s_mean": 10.0,
         "peak_rss_converging_mib": 1080.0,  # 1000 above start: x10
     }
-    preset = scenarios.FULL
+    preset = presets.FULL
     details = {
         f"scale-{preset.scale[0][0]}x{preset.scale[0][1]}": small,
         f"scale-{preset.scale[1][0]}x{preset.scale[1][1]}": large,
@@ -211,3 +211,23 @@ def test_tiny_run_end_to_end(tmp_path: Path) -> None:
     markdown = (out / "results.md").read_text()
     assert "| scenario | figure | measured | floor | ratio | target | met |" in markdown
     assert "convergence.svg" in markdown
+
+
+# ---- the outage scenario's arithmetic ------------------------------------------------------
+
+
+def test_outage_coverage_and_times_from_samples() -> None:
+    rec = outage.OutageRecorder(cloud=None, env_ids={"env-a": 2, "env-b": 2}, interval_s=1.0)  # type: ignore[arg-type]
+    # t: 0 all spot; 1-2 the reclaim (nothing runs); 3 env-a covered by pay-as-you-go; 4 both.
+    for t, a, b, od in [(0, 2, 2, 0), (1, 0, 0, 0), (2, 0, 0, 0), (3, 2, 0, 2), (4, 2, 2, 4)]:
+        spot = {"env-a": 2, "env-b": 2} if t == 0 else {}
+        rec.samples.append(outage.OutageSample(float(t), {"env-a": a, "env-b": b}, spot, od, 0.0))
+    assert rec.coverage(0.0, 4.0) == pytest.approx((4 + 0 + 0 + 2) / 16)
+    dropped = rec.first(0.0, lambda s: not rec.covered(s))
+    assert dropped == 1.0
+    assert rec.first(dropped, rec.covered) == 3.0
+    assert rec.integral(0.0, 4.0, lambda s: s.on_demand_alive) == 2.0
+    assert rec.all_spot(rec.samples[0])
+    assert not rec.all_spot(rec.samples[-1])
+    assert outage.default_budget(50) == 5
+    assert outage.default_budget(3) == 1

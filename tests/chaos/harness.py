@@ -250,8 +250,30 @@ class Ground:
             if len(alive) > bound:
                 violations.add(
                     f"over-provisioned: {env_id} has {len(alive)} alive, "
-                    f"bound {bound} (max desired in the last {window_s:g} s)"
+                    f"bound {bound} (max desired in the last {window_s:g} s)\n"
+                    + self._overprovision_detail(env_id, alive, now)
                 )
+
+    def _overprovision_detail(self, env_id: str, alive: list[dict[str, Any]], now: float) -> str:
+        """What a failure report needs to tell a controller bug from a slow machine."""
+        records = {
+            row[0]: f"{row[1]}@{row[2]}"
+            for row in self.sql(
+                "SELECT instance_id, state, launch_token FROM compute_nodes "
+                "WHERE env_id = :env AND instance_id IS NOT NULL",
+                env=env_id,
+            )
+        }
+        history = [(round(t - now, 1), d) for t, d in self.desired_history[env_id]][-6:]
+        blind = [(round(b - now, 1), round(e - now, 1)) for b, e in self.blind][-4:]
+        newest = sorted(alive, key=lambda i: i.get("CreatedTime") or "")[-8:]
+        lines = [f"    desired (s ago, n): {history}; blind: {blind}"]
+        lines += [
+            f"    {i['InstanceId']} {i['InstanceState']} created {i.get('CreatedTime')} "
+            f"token {i.get('ClientToken')} record {records.get(i['InstanceId'], 'NONE')}"
+            for i in newest
+        ]
+        return "\n".join(lines)
 
     def check_no_duplicates(self, violations: Violations) -> None:
         """Guarantee 1: every instance comes from a recorded launch, at most count per token."""
