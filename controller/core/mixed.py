@@ -17,7 +17,14 @@ from controller.core.allocation import Members, Want, allocate, group_of
 from controller.core.backoff import Block
 from controller.core.events import Event
 from controller.core.instances import ON_DEMAND, Offering
-from controller.core.model import UNHEALTHY_CLOUD_STATES, EndReason, Node, NodeState, Role
+from controller.core.model import (
+    GOING_CLOUD_STATES,
+    UNHEALTHY_CLOUD_STATES,
+    EndReason,
+    Node,
+    NodeState,
+    Role,
+)
 from controller.core.plan import (
     Change,
     EnvStatus,
@@ -26,6 +33,7 @@ from controller.core.plan import (
     Plan,
     Snapshot,
     StatusReport,
+    older_than,
 )
 from controller.core.spec import EnvironmentSpec
 
@@ -83,6 +91,20 @@ def node_price(node: Node, spec: EnvironmentSpec, prices: Mapping[Offering, Deci
     return unit_price(node.offering, spec, prices) or Decimal(0)
 
 
+def _still_in_cloud(
+    snap: Snapshot, node: Node, state: Mapping[str, NodeState], cloud: Mapping[str, str | None]
+) -> bool:
+    """Being terminated and still PENDING or RUNNING: within the disruption budget. Once the
+    cloud shows it going, or has just accepted its TerminateInstances, it runs no more (an
+    accepted request that has not taken effect by the retry counts again)."""
+    if state.get(node.id, node.state) != NodeState.DELETING:
+        return False
+    if cloud.get(node.id, node.cloud_state) in GOING_CLOUD_STATES:
+        return False
+    asked = snap.terminate_requested.get(node.instance_id or "")
+    return asked is None or older_than(asked, snap.now, snap.policy.terminate_retry_s)
+
+
 def plan_mixed(
     snap: Snapshot,
     spec: EnvironmentSpec,
@@ -101,7 +123,7 @@ def plan_mixed(
     ]
     submitted = [n for n in nodes if state.get(n.id, n.state) == NodeState.SUBMITTED]
     running_ids = frozenset(n.id for n in alive if state.get(n.id, n.state) == NodeState.RUNNING)
-    deleting = sum(state.get(n.id, n.state) == NodeState.DELETING for n in nodes)
+    deleting = sum(_still_in_cloud(snap, n, state, cloud) for n in nodes)
     unnamed = adopted + max(0, launching - len(submitted))
     members = Members(alive, submitted, running_ids, unnamed, deleting)
 

@@ -124,6 +124,32 @@ async def test_compensation_fills_the_gap_after_the_delay_and_the_way_back_repla
         assert sum("replaced" in c for c in causes) == 4
 
 
+async def test_an_accepted_termination_frees_its_budget_before_the_instance_is_gone(
+    database_url: str,
+) -> None:
+    """Budget 1: the next replacement starts once Tencent accepted the last termination, not
+    once the terminated instance has vanished (here it stays TERMINATING for an hour)."""
+    async with engine_rig(database_url, sim={"terminate_delay_s": 3600.0}) as rig:
+        await _market(rig, stock=0)
+        await rig.create_env(
+            3, compensate_with_on_demand=True, compensate_after_s=1, disruption_budget=1
+        )
+        for _ in range(20):
+            await _step(rig)
+            if len(await rig.alive()) == 3:
+                break
+        assert await _charges(rig) == [ON_DEMAND] * 3
+        await _market(rig, stock=5000)
+        for _ in range(40):
+            await _step(rig, 1.5)
+            assert len(await rig.alive()) <= 3 + 1  # PENDING or RUNNING: desired + budget
+            if await _charges(rig) == [SPOT] * 3:
+                break
+        assert await _charges(rig) == [SPOT] * 3
+        going = [i for i in await rig.instances() if i["InstanceState"] == "TERMINATING"]
+        assert sorted(i["InstanceChargeType"] for i in going) == [ON_DEMAND] * 3
+
+
 async def test_the_spend_cap_is_never_exceeded(database_url: str) -> None:
     async with engine_rig(database_url) as rig:
         await _market(rig, price=0.12, on_demand_price=0.6)
