@@ -1,10 +1,12 @@
-"""Chaos for the capacity policy: spot stock of every pool to 0 and back, on ground truth.
+"""Chaos for the capacity policy: spot gone from every pool and back, on ground truth.
 
-A daemon runs against a simulator server; environments compensate with pay-as-you-go. Spot
-stock of all their pools drops to 0 (every spot instance reclaimed) and comes back, in
-cycles; once, pay-as-you-go runs out too. At every sample the simulator's instances must
-satisfy guarantee 6 (never above desired + budget, spend never above the cap), and each
-phase must finish within the bound the README states; then nothing leaked or doubled.
+A daemon runs against a simulator server; environments compensate with pay-as-you-go. In the
+first cycles the spot stock of all their pools drops to 0 (every spot instance reclaimed) and
+comes back; in the last, the spot quota is 0 (``LimitExceeded.SpotQuota``), every spot
+instance is reclaimed, and the daemon is SIGKILLed while it compensates and again on the way
+back. At every sample the simulator's instances must satisfy guarantee 6 (never above desired
++ budget, spend never above the cap), and each phase must finish within the bound the README
+states (plus a takeover after a kill); then nothing leaked or doubled.
 """
 
 from __future__ import annotations
@@ -24,14 +26,21 @@ from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY
 from controller.simulator import Simulator, SimulatorConfig
 from controller.simulator.server import background_server
 from controller.store.store import Store
-from tests.chaos.harness import DAEMON_ENV, Daemon, Ground, Violations, daemon_env
+from tests.chaos.harness import (
+    DAEMON_ENV,
+    Daemon,
+    Ground,
+    Violations,
+    daemon_env,
+    takeover_s,
+)
 from tests.support.polling import wait_until
 
 POOLS = [("ap-guangzhou-3", "S2.MEDIUM4"), ("ap-guangzhou-4", "S2.MEDIUM4")]
 AFTER_S, BUDGET, LAUNCH_DELAY_S, TERMINATE_DELAY_S = 2, 3, 0.5, 1.0
 # name -> (desired, max_hourly_spend or None)
 ENVIRONMENTS = {"comp-a": (12, None), "comp-b": (20, None), "comp-capped": (10, "4.00")}
-CYCLES = 2
+CYCLES = 3  # the last one: spot quota 0 and daemon kills
 
 
 @pytest.fixture
@@ -94,11 +103,32 @@ def way_back_bound_s(compensating: int) -> float:
     return math.ceil(compensating / BUDGET) * batch + backoff + 5.0
 
 
-def _set_spot_stock(ground: Ground, stock: int) -> None:
+def _set_spot(ground: Ground, **values: int) -> None:
     for zone, instance_type in POOLS:
-        ground.admin(
-            "PUT", "market", {"zone": zone, "instance_type": instance_type, "stock": stock}
-        )
+        ground.admin("PUT", "market", {"zone": zone, "instance_type": instance_type, **values})
+
+
+def _spot_gone(ground: Ground, cycle: int) -> None:
+    """Stock cut in the first cycles; in the last, no spot quota and every spot reclaimed."""
+    if cycle < CYCLES - 1:
+        _set_spot(ground, stock=0)  # every spot instance of these pools is reclaimed
+    else:
+        _set_spot(ground, quota=0)
+        ground.admin("POST", "reclaim", {"fraction": 1.0})
+
+
+def _spot_back(ground: Ground, cycle: int) -> None:
+    _set_spot(ground, **({"stock": 5000} if cycle < CYCLES - 1 else {"quota": 5000}))
+
+
+def _kill_and_restart(daemon: Daemon, cycle: int) -> float:
+    """SIGKILL in the last cycle; the seconds the phase's bound grows by (a takeover)."""
+    if cycle < CYCLES - 1:
+        return 0.0
+    time.sleep(0.5)
+    daemon.kill()
+    daemon.start()
+    return takeover_s()
 
 
 def _check(ground: Ground, envs: dict[str, tuple[int, Decimal | None]], v: Violations) -> None:
@@ -154,8 +184,8 @@ def test_chaos_spot_sold_out_everywhere_and_back(
         if wait_until(sample(lambda: _all_spot(ground, envs)), 60.0) is None:
             violations.add("did not converge to spot at the start")
         for cycle in range(CYCLES):
-            _set_spot_stock(ground, 0)  # every spot instance of these pools is reclaimed
-            bound = compensation_bound_s()
+            _spot_gone(ground, cycle)
+            bound = compensation_bound_s() + _kill_and_restart(daemon, cycle)
             took = wait_until(sample(lambda: _covered(ground, envs)), bound)
             if took is None:
                 violations.add(f"cycle {cycle}: not compensated within {bound:.1f} s")
@@ -165,8 +195,8 @@ def test_chaos_spot_sold_out_everywhere_and_back(
             )
             if cycle == 0 and compensating == 0:
                 violations.add("no pay-as-you-go instance was launched while spot was gone")
-            _set_spot_stock(ground, 5000)
-            bound = way_back_bound_s(compensating)
+            _spot_back(ground, cycle)
+            bound = way_back_bound_s(compensating) + _kill_and_restart(daemon, cycle)
             took = wait_until(sample(lambda: _all_spot(ground, envs)), bound)
             if took is None:
                 violations.add(f"cycle {cycle}: {compensating} not replaced within {bound:.1f} s")
