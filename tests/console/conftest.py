@@ -6,7 +6,12 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
+
+from controller.service import Environments
+from controller.store.store import Store
+from tests.console.rig import asgi_console
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -50,3 +55,14 @@ def screenshots(tmp_path: Path) -> Path:
     directory = Path(chosen) if chosen else tmp_path / "screenshots"
     directory.mkdir(parents=True, exist_ok=True)
     return directory
+
+
+@pytest.fixture
+async def envs(store: Store) -> Environments:
+    return Environments(store, "ap-guangzhou")
+
+
+@pytest.fixture
+async def http(envs: Environments) -> AsyncIterator[httpx.AsyncClient]:
+    async with asgi_console(envs) as client:
+        yield client

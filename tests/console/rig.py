@@ -96,3 +96,12 @@ async def logged_in(http: httpx.AsyncClient, password: str = PASSWORD) -> str:
     page = await http.get("/environments/new")
     assert page.status_code == 200
     return csrf_of(page.text)
+
+
+def asgi_console(envs: Environments, base: str = "http://console.test") -> httpx.AsyncClient:
+    """The console's routes alone, over the service, called in process (no engine, no port)."""
+    from starlette.applications import Starlette
+
+    auth = from_hashes(hashed(PASSWORD), hashed(READ_ONLY_PASSWORD))
+    app = Starlette(routes=[Console(envs, auth, session_s=3600).mount()])
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"{base}/console")
