@@ -63,9 +63,7 @@ def render_svg(samples: Sequence[Sample]) -> str:
         cost.set_ylabel("CNY per hour")
         more_handles, more_labels = cost.get_legend_handles_labels()
         handles, labels = handles + more_handles, labels + more_labels
-    axes.legend(
-        handles, labels, loc="lower right", bbox_to_anchor=(1, 1), frameon=False, ncols=3
-    )
+    axes.legend(handles, labels, loc="lower right", bbox_to_anchor=(1, 1), frameon=False, ncols=3)
     axes.set_xlabel("UTC")
     out = io.StringIO()
     with matplotlib.rc_context({"svg.fonttype": "none", "font.size": 9}):

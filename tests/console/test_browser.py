@@ -125,13 +125,28 @@ async def test_the_batchcompute_walkthrough_in_a_browser(
         assert scaled is not None
         assert scaled["desired_count"] == 3
         await eventually(lambda: _running(rig, env_id, 3), what="3 running in the simulator")
+        await page.reload()  # the chart is drawn with the page: this one shows the scale
+        await expect(_live_instances(page)).to_have_count(3, timeout=WAIT_MS)
+        await page.screenshot(path=screenshots / "6-scaled.png", full_page=True)
+
+        # Edit the spec: a new bid, for new launches; the instances stay.
+        await page.get_by_role("link", name="Edit spec").click()
+        await expect(page.get_by_label("Image", exact=True)).to_have_value("img-pmqg1cw7")
+        await page.get_by_label("Max price", exact=True).fill("0.70")
+        await page.screenshot(path=screenshots / "7-edit.png", full_page=True)
+        await page.get_by_role("button", name="OK").click()
+        await expect(page.locator("dl.spec")).to_contain_text("0.7 CNY/h")
+        edited = await rig.store.get_environment(env_id)
+        assert edited is not None
+        assert str(edited["max_price"]).rstrip("0") == "0.7"
+        assert await rig.world.running(env_id) == 3
 
         # Delete: the confirmation names the environment and its 3 instances.
         await page.get_by_role("link", name="Delete").click()
         warning = page.locator("#delete-warning")
         await expect(warning).to_contain_text(NAME)
         await expect(warning).to_contain_text("terminates its 3 instances")
-        await page.screenshot(path=screenshots / "6-delete.png")
+        await page.screenshot(path=screenshots / "8-delete.png")
         await page.get_by_role("button", name=f"Delete {NAME}").click()
         await expect(page.locator(f'tr[data-env="{NAME}"]')).to_have_count(0)
         assert await rig.store.get_environment(env_id) is None
