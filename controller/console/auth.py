@@ -25,6 +25,7 @@ import bcrypt
 MAX_SESSIONS = 1000  # the oldest is dropped beyond this: memory stays bounded
 LOGIN_FAILURES_ALLOWED = 10  # per client address ...
 LOGIN_FAILURE_WINDOW_S = 300.0  # ... within this window; then refused until it slides
+MAX_TRACKED_CLIENTS = 10_000  # addresses with recent failures; the oldest forgotten beyond
 
 _hasher = argon2.PasswordHasher()
 
@@ -166,6 +167,8 @@ class LoginThrottle:
 
     def failed(self, client: str) -> None:
         self._failures.setdefault(client, deque()).append(self.clock())
+        while len(self._failures) > MAX_TRACKED_CLIENTS:
+            del self._failures[next(iter(self._failures))]
 
 
 def from_hashes(full: str, read_only: str, extra: Iterable[CredentialSource] = ()) -> Authenticator:

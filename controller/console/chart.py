@@ -7,6 +7,7 @@ text kept as text so the page's font and the browser's search apply.
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Sequence
 from datetime import UTC
 
@@ -14,15 +15,19 @@ from controller.console.history import Sample
 
 WIDTH_IN, HEIGHT_IN = 7.0, 3.0
 SECONDS_PER_DAY = 86400.0
+_one_at_a_time = threading.Lock()
 
 
 def render_svg(samples: Sequence[Sample]) -> str:
     """An ``<svg>`` element (no XML prolog) for ``samples``; empty string when there are none."""
     if not samples:
         return ""
-    import matplotlib
+    with _one_at_a_time:  # matplotlib's settings are process-wide; renders run in threads
+        return _render(samples)
 
-    matplotlib.use("svg", force=False)
+
+def _render(samples: Sequence[Sample]) -> str:
+    import matplotlib
     from matplotlib.backends.backend_svg import FigureCanvasSVG
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
     from matplotlib.figure import Figure
