@@ -76,9 +76,13 @@ async def test_the_batchcompute_walkthrough_in_a_browser(
         await page.get_by_label("Max price", exact=True).fill(EXAMPLE["Max price"])
         await page.get_by_role("button", name="Create").click()
 
-        # The list shows it READY without a reload (the rows are polled).
+        # The list shows it READY without a reload (the rows are polled): a mark set on the
+        # loaded page is still there when READY shows.
         row = page.locator(f'tr[data-env="{NAME}"]')
+        await expect(row).to_have_count(1)
+        await page.evaluate("window.loadedOnce = true")
         await expect(row.locator(".status")).to_have_text("READY", timeout=WAIT_MS)
+        assert await page.evaluate("window.loadedOnce === true")
         await page.screenshot(path=screenshots / "3-list.png")
         (created,) = await rig.store.list_environments()
         env_id = created["id"]
@@ -108,9 +112,11 @@ async def test_the_batchcompute_walkthrough_in_a_browser(
 
         # A reclaim in the simulator; the replacement appears in the list by itself.
         victim = sorted(first)[0]
+        await page.evaluate("window.loadedOnce = true")
         await rig.world.admin("POST", "reclaim", {"instance_ids": [victim]})
         replaced = page.locator("#instance-list tbody tr").filter(has_text="RUNNING")
         await expect(replaced.filter(has_not_text=victim)).to_have_count(2, timeout=WAIT_MS)
+        assert await page.evaluate("window.loadedOnce === true")
         second = await _running_ids(page)
         assert victim not in second
         assert len(second - first) == 1
