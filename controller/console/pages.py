@@ -82,14 +82,24 @@ def routes(state: ConsoleState) -> list[RouteSpec]:
         return RedirectResponse(f"{PREFIX}/environments", status_code=303)
 
     async def detail(request: Request, session: Session) -> Response:
-        view = await find(request)
-        tab = request.query_params.get("tab", "events")
+        return await _detail(request, session, await find(request))
+
+    async def _detail(
+        request: Request,
+        session: Session,
+        view: EnvironmentView,
+        tab: Any = None,
+        scale_error: str = "",
+    ) -> Response:
+        tab = tab or request.query_params.get("tab", "events")
         tab = tab if tab in TABS else "events"
         context: dict[str, Any] = {"env": view, "tab": tab, "tabs": TABS}
         context.update(await _tab(view, tab, request))
         samples = state.history.series(view.id)
         context["chart"] = await anyio.to_thread.run_sync(render_svg, samples)
-        return render("detail.html", context, session=session)
+        context["scale_error"] = scale_error
+        status_code = 422 if scale_error else 200
+        return render("detail.html", context, status_code=status_code, session=session)
 
     async def _tab(view: EnvironmentView, tab: str, request: Request) -> dict[str, Any]:
         if tab == "instances":
@@ -123,8 +133,8 @@ def routes(state: ConsoleState) -> list[RouteSpec]:
         tab = form.get("tab")
         try:
             scaled = await envs.scale(view.id, desired)
-        except ValidationFailed as exc:
-            return refused(422, f"nothing was changed: {exc}")
+        except ValidationFailed as exc:  # beside the count, the page as it was
+            return await _detail(request, session, view, tab, f"Nothing was changed: {exc}")
         log.info(Event.CONSOLE_CHANGE, action="scale", env=view.name, desired=scaled.desired_count)
         back = f"?tab={tab}" if isinstance(tab, str) and tab in TABS else ""
         return RedirectResponse(_env_url(view, back), status_code=303)

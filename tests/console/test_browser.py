@@ -123,7 +123,13 @@ async def test_the_batchcompute_walkthrough_in_a_browser(
         await eventually(lambda: _same(rig, env_id, second), what="ground truth = the list")
         await page.screenshot(path=screenshots / "5-instance-list.png", full_page=True)
 
-        # Scale to 3.
+        # Scale: a wrong count first (its error beside it, nothing written), then 3.
+        await page.get_by_label("Desired count").fill("many")
+        await page.get_by_role("button", name="Scale").click()
+        await expect(page.locator("#scale-error")).to_contain_text("desired_count")
+        unchanged = await rig.store.get_environment(env_id)
+        assert unchanged is not None
+        assert unchanged["desired_count"] == 2
         await page.get_by_label("Desired count").fill("3")
         await page.get_by_role("button", name="Scale").click()
         await expect(_live_instances(page)).to_have_count(3, timeout=WAIT_MS)
