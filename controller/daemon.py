@@ -12,6 +12,7 @@ import fcntl
 import gc
 import os
 import signal
+import socket
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -21,6 +22,8 @@ import anyio
 
 from controller import __version__, health
 from controller.cloud.client import CvmClient
+from controller.console import DEMO_PASSWORD, Console
+from controller.console.auth import hash_password
 from controller.core.events import Event
 from controller.core.model import NodeState
 from controller.errors import ConfigError, SpotControllerError, StoreUnavailable
@@ -47,6 +50,8 @@ def tune_process() -> None:
     """Process-wide settings of a long-running daemon (also used by the benchmark)."""
     gc.set_threshold(*GC_THRESHOLDS)
 
+
+SIMULATE_HTTP_ADDR = "127.0.0.1:8080"  # run --simulate's listener when none is configured
 
 DEMO_ENVIRONMENT = {
     "name": "demo",
@@ -104,6 +109,7 @@ async def run_daemon(
     settings: Settings, *, simulate: bool = False, simulator_port: int = 9000
 ) -> int:
     tune_process()
+    demo_console = False
     with ExitStack() as stack:
         stack.enter_context(sqlite_single_daemon_lock(settings.database_url))
         log.info(
@@ -132,6 +138,7 @@ async def run_daemon(
                     background_server(sim, host="127.0.0.1", port=simulator_port)
                 )
                 settings = simulator_settings(settings, base_url)
+                settings, demo_console = simulator_console(settings)
                 log.info(
                     Event.SIMULATOR_STARTED, endpoint=base_url, admin=f"{base_url}/_sim/instances"
                 )
@@ -149,7 +156,7 @@ async def run_daemon(
                     "TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY must be set "
                     "(or run with --simulate)"
                 )
-            return await _supervise(settings, store)
+            return await _supervise(settings, store, demo=simulate and demo_console)
         except SpotControllerError:
             raise
         except Exception as exc:
@@ -160,9 +167,41 @@ async def run_daemon(
             await store.close()
 
 
-async def _supervise(settings: Settings, store: Store) -> int:
+def simulator_console(settings: Settings) -> tuple[Settings, bool]:
+    """``run --simulate`` serves the console: on 127.0.0.1:8080 (or any free port) when no
+    listener is configured, with the documented demo password when no hash is, but only on
+    loopback: a demo password must not be reachable from elsewhere."""
+    changed = settings
+    if not settings.http_addr:
+        changed = dataclasses.replace(changed, http_addr=SIMULATE_HTTP_ADDR)
+    has_hash = settings.console_password_hash or settings.console_readonly_password_hash
+    if has_hash or not _loopback(changed.http_addr):
+        return changed, False
+    demo_hash = Secret(hash_password(DEMO_PASSWORD))
+    return dataclasses.replace(changed, console_password_hash=demo_hash), True
+
+
+def _loopback(addr: str) -> bool:
+    host = addr.rpartition(":")[0].strip("[]")
+    return host in ("127.0.0.1", "::1", "localhost")
+
+
+def _listen(settings: Settings, *, any_port: bool) -> socket.socket | None:
+    if not settings.http_addr:
+        return None
+    try:
+        return health.bind(settings.http_addr)
+    except ConfigError:
+        if not any_port:
+            raise
+        host = settings.http_addr.rpartition(":")[0]
+        return health.bind(f"{host}:0")  # the demo's port is taken: any port, logged below
+
+
+async def _supervise(settings: Settings, store: Store, *, demo: bool = False) -> int:
     async with CvmClient(settings) as client:
         engine = Engine(settings, store, client)
+        console = Console.from_settings(settings, Environments(store, settings.region))
         stop = anyio.Event()
         log.info(
             Event.DAEMON_STARTED,
@@ -171,18 +210,28 @@ async def _supervise(settings: Settings, store: Store) -> int:
             poll_interval_s=settings.poll_interval_s,
             resync_interval_s=settings.resync_interval_s,
         )
-        listener = health.bind(settings.http_addr) if settings.http_addr else None
+        listener = _listen(settings, any_port=settings.http_addr == SIMULATE_HTTP_ADDR)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_signals, stop, tg.cancel_scope, settings.shutdown_deadline_s)
             tg.start_soon(_heartbeat, engine.view, settings.heartbeat_interval_s)
             async with anyio.create_task_group() as work:
                 if listener is not None:
-                    work.start_soon(health.serve, engine.view, listener, stop)
+                    work.start_soon(health.serve, engine.view, listener, stop, console)
+                    host, port = listener.getsockname()[:2]
+                    addr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
                     log.info(
                         Event.HTTP_LISTENING,
-                        addr=settings.http_addr,
-                        paths=["/healthz", "/readyz", "/metrics"],
+                        addr=addr,
+                        paths=["/healthz", "/readyz", "/metrics", "/console/"],
                     )
+                    if console is not None:
+                        log.info(
+                            Event.CONSOLE_ENABLED,
+                            url=f"http://{addr}/console/",
+                            password=f"{DEMO_PASSWORD} (the demo password of run --simulate)"
+                            if demo
+                            else "as configured",
+                        )
                 await engine.run(stop=stop)
             tg.cancel_scope.cancel()
         log.info(Event.DAEMON_STOPPED, passes=engine.view.passes)

@@ -22,6 +22,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from controller.console import Console
+from controller.console import off as console_off
 from controller.core.model import NodeState
 from controller.errors import ConfigError, SpotControllerError
 from controller.store import migrate
@@ -192,7 +194,9 @@ class EngineCollector(Collector):
         )
 
 
-def build_app(view: EngineView) -> Starlette:
+def build_app(view: EngineView, console: Console | None = None) -> Starlette:
+    """The listener's app; the console under /console/ when one is given (else a 404 there
+    saying how to turn it on)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(EngineCollector(view))
     stale_s = stale_after_s(view.poll_interval_s)
@@ -240,6 +244,7 @@ def build_app(view: EngineView) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
+            console.mount() if console is not None else console_off(),
         ]
     )
 
@@ -269,12 +274,17 @@ def bind(addr: str) -> socket.socket:
     return sock
 
 
-async def serve(view: EngineView, sock: socket.socket, stop: anyio.Event) -> None:
+async def serve(
+    view: EngineView, sock: socket.socket, stop: anyio.Event, console: Console | None = None
+) -> None:
     """Serve the listener on a bound socket until ``stop`` is set."""
-    config = uvicorn.Config(build_app(view), log_level="warning", access_log=False, lifespan="off")
+    app = build_app(view, console)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = _Server(config)
     async with anyio.create_task_group() as tg:
         tg.start_soon(lambda: server.serve(sockets=[sock]))
+        if console is not None:
+            tg.start_soon(console.run, stop)
         await stop.wait()
         server.should_exit = True
     sock.close()

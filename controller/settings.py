@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -35,6 +36,8 @@ DEFAULT_RATE_LIMITS = {
 # Simulator credentials when none are configured, documented in the README; never valid on Tencent.
 SIMULATOR_SECRET_ID = "AKIDsimulator00000000000000000000000"
 SIMULATOR_SECRET_KEY = "simulator-secret-key-not-for-production"
+# The hashes the console verifies: argon2 (argon2-cffi's own format) or bcrypt.
+PASSWORD_HASH_RE = re.compile(r"^(\$argon2(id|i|d)\$v=\d+\$\S+|\$2[aby]\$\d\d\$\S{53})$")
 
 
 def _setting(env: str, default: Any, doc: str, unit: str = "") -> Any:
@@ -214,6 +217,24 @@ class Settings:
         "",
         "host:port of the health and metrics listener; empty means off",
     )
+    console_password_hash: Secret = _setting(
+        "SPOT_CONTROLLER_CONSOLE_PASSWORD_HASH",
+        Secret(""),
+        "argon2 or bcrypt hash of the web console's password (`spot-controller console "
+        "hash-password`); the console under /console/ of SPOT_CONTROLLER_HTTP_ADDR is off "
+        "unless this or the read-only hash is set",
+    )
+    console_readonly_password_hash: Secret = _setting(
+        "SPOT_CONTROLLER_CONSOLE_READONLY_PASSWORD_HASH",
+        Secret(""),
+        "argon2 or bcrypt hash of a read-only console password: sees everything, changes nothing",
+    )
+    console_session_s: float = _setting(
+        "SPOT_CONTROLLER_CONSOLE_SESSION_S",
+        28800.0,
+        "A console session expires this long after its login",
+        "s",
+    )
     log_format: str = _setting(
         "SPOT_CONTROLLER_LOG_FORMAT",
         "auto",
@@ -273,6 +294,14 @@ class Settings:
             host, sep, port = self.http_addr.rpartition(":")
             if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ConfigError(f"{_env_of('http_addr')}: must be host:port, e.g. 127.0.0.1:8080")
+
+        for name in ("console_password_hash", "console_readonly_password_hash"):
+            value = getattr(self, name).reveal()
+            if value and not PASSWORD_HASH_RE.match(value):
+                raise ConfigError(
+                    f"{_env_of(name)}: must be an argon2 ($argon2id$...) or bcrypt ($2b$...) "
+                    "hash, as `spot-controller console hash-password` prints"
+                )
 
     def _validate_region(self) -> None:
         for extra in self.extra_regions:

@@ -11,6 +11,7 @@ import click
 
 from controller import __version__
 from controller.cli.base import OneLineErrorsGroup, fail, settings_of
+from controller.cli.console import console
 from controller.cli.daemon import run, status
 from controller.cli.db import db
 from controller.cli.env import env
@@ -45,7 +46,7 @@ def show_config(ctx: click.Context, output: str) -> None:
     emit(settings_of(ctx).describe(), output, SETTING_COLUMNS)
 
 
-for command in (run, status, db, env):
+for command in (run, status, db, env, console):
     main.add_command(command)
 
 

@@ -21,6 +21,12 @@ class Event(StrEnum):
     SIMULATOR_STARTED = "simulator_started"
     DEMO_ENVIRONMENT_CREATED = "demo_environment_created"
     HTTP_LISTENING = "http_listening"
+    # the web console
+    CONSOLE_ENABLED = "console_enabled"
+    CONSOLE_LOGIN = "console_login"
+    CONSOLE_LOGIN_FAILED = "console_login_failed"
+    CONSOLE_CHANGE = "console_change"
+    CONSOLE_SAMPLE_FAILED = "console_sample_failed"
     HEARTBEAT = "heartbeat"
     # leadership
     LEASE_ACQUIRED = "lease_acquired"

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from controller.core import spec
+from controller.core.capacity import CAPACITY_COLUMNS
 from controller.core.instances import SPOT
 from controller.core.model import NodeState
 from controller.errors import ValidationFailed
@@ -45,21 +46,27 @@ def _only_user_fields(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _normalised(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Values as the store keeps them: the price as a plain decimal, the count as a number."""
+def _normalised(values: Mapping[str, Any], parsed: spec.EnvironmentSpec) -> dict[str, Any]:
+    """Values as the store keeps them, from the parsed row: the price as a plain decimal, the
+    numbers and the flag as numbers and a flag (a form sends text; PostgreSQL wants types)."""
     row = dict(values)
     if "max_price" in row:
-        row["max_price"] = spec.validate_max_price(row["max_price"])
+        row["max_price"] = parsed.max_price
     if "desired_count" in row:
-        row["desired_count"] = spec.validate_desired_count(row["desired_count"])
+        row["desired_count"] = parsed.desired_count
+    if "project_id" in row:
+        row["project_id"] = parsed.project_id
+    for column in CAPACITY_COLUMNS:
+        if column in row:
+            value = getattr(parsed.capacity, column)
+            row[column] = str(value) if isinstance(value, Decimal) else value
     return row
 
 
 def validate_new_environment(values: Mapping[str, Any], region: str) -> dict[str, Any]:
     """The row to insert for ``values``, checked as the daemon will read it (in ``region``)."""
     row = _only_user_fields(values)
-    spec.parse_environment({**row, "id": PLACEHOLDER_ID}, region)
-    return _normalised(row)
+    return _normalised(row, spec.parse_environment({**row, "id": PLACEHOLDER_ID}, region))
 
 
 def validate_changes(
@@ -70,8 +77,7 @@ def validate_changes(
     values = _only_user_fields(changes)
     if not values:
         raise ValidationFailed("update", "give at least one field to change")
-    spec.parse_environment({**current, **values}, region)
-    return _normalised(values)
+    return _normalised(values, spec.parse_environment({**current, **values}, region))
 
 
 class Environments:
@@ -140,15 +146,17 @@ class Environments:
         return EnvironmentView.from_row(deleted)
 
     async def activities(
-        self, name_or_id: str, limit: int = DEFAULT_ACTIVITY_LIMIT
+        self, name_or_id: str, limit: int = DEFAULT_ACTIVITY_LIMIT, offset: int = 0
     ) -> tuple[ActivityView, ...]:
-        """The newest ``limit`` activities, newest first; of a deleted environment by its id."""
+        """``limit`` activities after the newest ``offset``, newest first; of a deleted
+        environment by its id."""
         if limit < 1:
             raise ValidationFailed("limit", f"must be at least 1, got {limit}")
+        if offset < 0:
+            raise ValidationFailed("offset", f"must be 0 or more, got {offset}")
         env_id = await self._history_id(name_or_id)
-        return tuple(
-            ActivityView.from_row(r) for r in await self.store.list_activities(env_id, limit)
-        )
+        rows = await self.store.list_activities(env_id, limit, offset=offset)
+        return tuple(ActivityView.from_row(r) for r in rows)
 
     async def nodes(self, name_or_id: str, *, include_ended: bool = False) -> tuple[NodeView, ...]:
         """The nodes, oldest first: live ones, or all; of a deleted environment by its id."""

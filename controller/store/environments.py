@@ -129,14 +129,17 @@ class EnvironmentQueries(StoreBase):
             )
         return current
 
-    async def list_activities(self, env_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    async def list_activities(
+        self, env_id: str, limit: int = 100, *, offset: int = 0
+    ) -> list[dict[str, Any]]:
         async with self._tx() as conn:
             result = await self._execute(
                 conn,
                 sa.select(activities)
                 .where(activities.c.env_id == env_id)
                 .order_by(activities.c.start_time.desc(), activities.c.id)
-                .limit(limit),
+                .limit(limit)
+                .offset(offset),
             )
             return [dict(r._mapping) for r in result]
 
