@@ -24,6 +24,12 @@ from controller.core.capacity import (
     validate_capacity,
 )
 from controller.core.instances import Offering
+from controller.core.placement import (
+    DEFAULT_PLACEMENT,
+    PLACEMENT_COLUMNS,
+    PlacementPolicy,
+    validate_placement,
+)
 from controller.core.regions import region_of_zone
 from controller.errors import ValidationFailed
 
@@ -53,6 +59,7 @@ USER_COLUMNS = (
     "project_id",
     "tags",
     *CAPACITY_COLUMNS,
+    *PLACEMENT_COLUMNS,
 )
 STATUS_COLUMNS = (
     "status",
@@ -97,6 +104,11 @@ class EnvironmentSpec:
     user_data: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     capacity: CapacityPolicy = DEFAULT_CAPACITY
+    placement: PlacementPolicy = DEFAULT_PLACEMENT
+
+    @property
+    def zones(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(o.zone for o in self.offerings))
 
     def __repr__(self) -> str:  # user data may carry secrets
         return f"EnvironmentSpec(id={self.id!r}, name={self.name!r}, desired={self.desired_count})"
@@ -332,4 +344,5 @@ def parse_environment(row: Mapping[str, Any], region: str) -> EnvironmentSpec:
         user_data=validate_user_data(row.get("user_data")),
         tags=validate_tags(row.get("tags")),
         capacity=validate_capacity(row),
+        placement=validate_placement(row),
     )

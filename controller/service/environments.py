@@ -52,6 +52,12 @@ def _normalised(values: Mapping[str, Any]) -> dict[str, Any]:
         row["max_price"] = spec.validate_max_price(row["max_price"])
     if "desired_count" in row:
         row["desired_count"] = spec.validate_desired_count(row["desired_count"])
+    for choice in ("allocation_strategy", "zone_balance"):  # checked by the row's parse
+        if choice in row:
+            row[choice] = str(row[choice]).strip().upper()
+    if "instance_families" in row:
+        parts = str(row["instance_families"]).split(",")
+        row["instance_families"] = ",".join(dict.fromkeys(p.strip() for p in parts if p.strip()))
     return row
 
 
