@@ -36,8 +36,8 @@ from controller.reconcile.lease import Leadership
 from controller.reconcile.ledger import Ledger
 from controller.reconcile.metrics import Counters, hourly_price
 from controller.reconcile.observer import PROBE_SHARE, Observer
+from controller.reconcile.offerings import OfferingCache
 from controller.reconcile.passes import Passes, PassParts
-from controller.reconcile.prices import PriceBook
 from controller.reconcile.statuses import StatusWriter
 from controller.reconcile.triggers import Wakeup, watch_user_changes
 from controller.settings import Settings
@@ -100,6 +100,9 @@ class Engine:
             counters=self.counters,
             hooks=hooks,
         )
+        self.offerings = OfferingCache(
+            client, clock, self.backoff, refresh_s=settings.offerings_refresh_s
+        )
         parts = PassParts(
             self.desired,
             self.observer,
@@ -110,7 +113,7 @@ class Engine:
             self.statuses,
             self.wakeup,
             self.counters,
-            PriceBook(client, clock),
+            self.offerings,
         )
         self.passes = Passes(
             settings, clock, parts, leading=leading, hooks=hooks, new_node_id=new_node_id
