@@ -14,6 +14,7 @@ from controller.cli.base import OneLineErrorsGroup, fail, settings_of
 from controller.cli.daemon import run, status
 from controller.cli.db import db
 from controller.cli.env import env
+from controller.cli.offerings import offerings
 from controller.cli.output import OUTPUT_OPTION, SETTING_COLUMNS, emit
 from controller.errors import ConfigError
 from controller.settings import Settings
@@ -45,7 +46,7 @@ def show_config(ctx: click.Context, output: str) -> None:
     emit(settings_of(ctx).describe(), output, SETTING_COLUMNS)
 
 
-for command in (run, status, db, env):
+for command in (run, status, db, env, offerings):
     main.add_command(command)
 
 

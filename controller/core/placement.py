@@ -150,6 +150,13 @@ def attribute_types(
     return ranked[:MAX_ATTRIBUTE_TYPES]
 
 
+def stock_level(offer: MarketOffer) -> int:
+    """3 EnoughStock, 2 NormalStock, 1 UnderStock, 0 WithoutStock or not on sale."""
+    if offer.status != "SELL" or offer.stock_class not in STOCK_CLASSES:
+        return 0 if offer.status != "SELL" else 2
+    return 3 - STOCK_CLASSES.index(offer.stock_class)
+
+
 def _class_rank(offer: MarketOffer | None) -> int:
     if offer is None or offer.stock_class not in STOCK_CLASSES:
         return 1  # unknown: as NormalStock, so a cold cache neither prefers nor drops it

@@ -36,7 +36,7 @@ from controller.reconcile.lease import Leadership
 from controller.reconcile.ledger import Ledger
 from controller.reconcile.metrics import Counters, hourly_price
 from controller.reconcile.observer import PROBE_SHARE, Observer
-from controller.reconcile.offerings import OfferingCache
+from controller.reconcile.offerings import OfferingCache, OfferingRow
 from controller.reconcile.passes import Passes, PassParts
 from controller.reconcile.statuses import StatusWriter
 from controller.reconcile.triggers import Wakeup, watch_user_changes
@@ -285,6 +285,10 @@ class EngineView:
             iter(self._e.fleet.nodes.values()), self._e.clock.now()
         )
         return [(env, charge, s, cny) for (env, charge), (s, cny) in sorted(totals.items())]
+
+    def offerings(self) -> list[OfferingRow]:
+        """The offering cache, with each offering's unavailability from the backoff book."""
+        return self._e.offerings.rows()
 
     def counters(self) -> Iterator[tuple[tuple[str, str, str], int]]:
         return self._e.counters.items()

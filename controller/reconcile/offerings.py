@@ -135,6 +135,18 @@ class OfferingCache:
                 Event.PRICE_REFRESH_FAILED, zone=zone, charge_type=charge_type, code=exc.code
             )
             return False
+        self._store(pools, charge_type)
+        return True
+
+    async def load(self, zone: str | None, instance_type: str | None, charge_type: str) -> None:
+        """One call, narrowed as given; a failure is raised (a command shows it)."""
+        self.calls += 1
+        pools = await self.client.describe_zone_instance_config_infos(
+            zone=zone, instance_type=instance_type, charge_type=charge_type
+        )
+        self._store(pools, charge_type)
+
+    def _store(self, pools: list[PoolOffering], charge_type: str) -> None:
         stamp = self.clock.now()
         for pool in pools:
             key = Offering(pool.zone, pool.instance_type, charge_type)
@@ -143,7 +155,6 @@ class OfferingCache:
             self.refreshed_at[key] = stamp
             if offer.price is not None:
                 self.prices[key] = offer.price
-        return True
 
     def unavailable_until(self, offering: Offering, now: datetime) -> datetime | None:
         """When the backoff of a launch failed in ``offering`` ends (for every environment)."""

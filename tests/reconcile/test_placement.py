@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from controller.health import EngineCollector
 from controller.store.schema import activities, compute_nodes
 from tests.support.engine import EngineRig, engine_rig
 
@@ -142,3 +143,26 @@ async def test_a_sold_out_pool_is_left_for_the_next_cheapest_and_nothing_moves(
         pools = _pools(alive)
         assert pools[("ap-guangzhou-6", "SA2.MEDIUM4")] == 4, "running instances never move"
         assert sum(pools.values()) == 6
+
+
+async def test_metrics_show_each_offering_of_the_cache(database_url: str) -> None:
+    async with engine_rig(database_url) as rig:
+        await _cheap_market(rig)
+        await rig.create_env(2, **_env_values(allocation_strategy="CAPACITY_OPTIMIZED"))
+        await _converge(rig, 2)
+        metrics = {m.name: m for m in EngineCollector(rig.engine.view).collect()}
+        key = {"zone": "ap-guangzhou-4", "instance_type": "SA2.MEDIUM4", "charge_type": "SPOTPAID"}
+        price = [
+            s.value
+            for s in metrics["spot_controller_offering_price_cny"].samples
+            if s.labels == key
+        ]
+        stock = [
+            s.value
+            for s in metrics["spot_controller_offering_stock_class"].samples
+            if s.labels == key
+        ]
+        assert price == [0.05]
+        assert stock == [1.0]  # UnderStock
+        zones = {s.labels["zone"] for s in metrics["spot_controller_offering_price_cny"].samples}
+        assert zones == set(ZONES)  # only the zones an environment uses are asked
