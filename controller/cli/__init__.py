@@ -16,6 +16,7 @@ from controller.cli.db import db
 from controller.cli.env import env
 from controller.cli.offerings import offerings
 from controller.cli.output import OUTPUT_OPTION, SETTING_COLUMNS, emit
+from controller.cli.whatif import whatif
 from controller.errors import ConfigError
 from controller.settings import Settings
 
@@ -46,7 +47,7 @@ def show_config(ctx: click.Context, output: str) -> None:
     emit(settings_of(ctx).describe(), output, SETTING_COLUMNS)
 
 
-for command in (run, status, db, env, offerings):
+for command in (run, status, db, env, offerings, whatif):
     main.add_command(command)
 
 
