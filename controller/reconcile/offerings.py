@@ -8,11 +8,11 @@ Only environments that need it cause calls (environments with neither a capacity
 placement that reads the market cause none, so they run exactly as before): one call per zone
 and charge type, refreshed every ``refresh_s`` (SPOT_CONTROLLER_OFFERINGS_REFRESH_S), and
 every ``PRICE_TTL_S`` for the zones of a capacity policy (a spend cap needs fresh prices, as
-the price book before this cache did). A pool a launch just failed in is asked again at the
-next pass, alone (filtered by zone and type). Unavailability is not kept here: a failed
-launch blocks its offering in the engine's :class:`~controller.core.backoff.BackoffBook`
-for its backoff, which the planner reads, and this cache only shows. A failed refresh keeps
-the last entries.
+the price book before this cache did). A pool a launch just failed in, or one a placement
+strategy launched into (its stock moved), is asked again at the next pass, alone (filtered by
+zone and type). Unavailability is not kept here: a failed launch blocks its offering in the
+engine's :class:`~controller.core.backoff.BackoffBook` for its backoff, which the planner
+reads, and this cache only shows. A failed refresh keeps the last entries.
 """
 
 from __future__ import annotations
@@ -91,6 +91,11 @@ class OfferingCache:
         self.calls = 0  # DescribeZoneInstanceConfigInfos sent (for the refresh's cost)
         self._fetched_at: dict[tuple[str, str], float] = {}  # (zone, charge type) -> monotonic
         self._seen_blocks: dict[tuple[str | None, Offering], Block] = {}
+        self._launched: set[Offering] = set()  # launched into since the last refresh
+
+    def launched(self, offerings: Iterable[Offering]) -> None:
+        """Our own launches move a pool's stock: ask for those pools at the next refresh."""
+        self._launched.update(offerings)
 
     @property
     def current(self) -> Mapping[Offering, Decimal]:
@@ -109,7 +114,9 @@ class OfferingCache:
             if await self._fetch(zone, charge_type, None):
                 self._fetched_at[(zone, charge_type)] = now
             asked.add((zone, charge_type))
-        for offering in self._failed_since_last():
+        moved = sorted(set(self._failed_since_last()) | self._launched, key=str)
+        self._launched.clear()
+        for offering in moved:
             key = (offering.zone, offering.charge_type)
             if key in wanted and key not in asked:
                 await self._fetch(offering.zone, offering.charge_type, offering.instance_type)

@@ -219,6 +219,10 @@ class Passes:
             )
             for order in plan.launches
         ]
+        specs = p.desired.specs
+        p.offerings.launched(
+            o.offering for o in plan.launches if specs[o.env_id].placement.needs_market
+        )
         for start in range(0, len(intents), INTENT_BATCH):
             batch = intents[start : start + INTENT_BATCH]
             await p.ledger.record_intents(batch)  # if this fails, nothing of it is sent

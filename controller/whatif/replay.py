@@ -170,8 +170,11 @@ async def run(
     *,
     step_s: float = DEFAULT_STEP_S,
     seed: int = 0,
+    label: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> RunResult:
-    """Replay ``trace`` with ``environments`` (user columns) all set to ``strategy``."""
+    """Replay ``trace`` with ``environments`` (user columns) all set to ``strategy`` (and
+    ``overrides``, e.g. a zone balance); ``label`` names the run (default: the strategy)."""
     clock = ReplayClock()
     images = [str(v["image_id"]) for v in environments if v.get("image_id")]
     sim = simulator_for(trace, clock, seed, images)
@@ -184,13 +187,14 @@ async def run(
             envs = Environments(store, region)
             desired = 0
             for values in environments:
-                created = await envs.create({**values, "allocation_strategy": strategy})
+                row = {**values, "allocation_strategy": strategy, **(overrides or {})}
+                created = await envs.create(row)
                 desired += created.desired_count
             async with CvmClient(
                 settings, transport=httpx.ASGITransport(app=sim.app), wall_clock=clock.epoch
             ) as client:
                 engine = Engine(settings, store, client, clock=clock, rng=random.Random(seed))
-                result = RunResult(strategy, desired, trace.duration_s)
+                result = RunResult(label or strategy, desired, trace.duration_s)
                 await _steps(engine, sim, TracePlayer(sim, trace), clock, result, step_s)
                 result.offering_calls = engine.offerings.calls
                 return result

@@ -34,6 +34,7 @@ TRACE = HERE.parent / "data" / "market-24h.csv"
 ZONES = ("ap-guangzhou-3", "ap-guangzhou-4", "ap-guangzhou-6")
 TYPES = ("S5.MEDIUM4", "SA2.MEDIUM4", "SA5.MEDIUM4", "S6.MEDIUM4")
 DESCRIBE_LIMIT_PER_MIN = 20 * 60  # DescribeZoneInstanceConfigInfos: 20 calls/s
+PCO = "PRICE_CAPACITY_OPTIMIZED"
 
 
 def environments() -> list[dict[str, object]]:
@@ -60,11 +61,17 @@ async def replay_all(
     market: traces.Trace, step_s: float
 ) -> tuple[list[replay.RunResult], dict[str, float]]:
     results, walls = [], {}
-    for strategy in STRATEGIES:
+    runs: list[tuple[str, str, dict[str, object]]] = [(s, s, {}) for s in STRATEGIES]
+    # and the strategy with its zones balanced, the way to spread a storm's damage
+    runs.append((f"{PCO} + EQUALITY", PCO, {"zone_balance": "EQUALITY"}))
+    for label, strategy, overrides in runs:
         started = time.perf_counter()
-        results.append(await replay.run(market, environments(), strategy, step_s=step_s))
-        walls[strategy] = time.perf_counter() - started
-        print(f"{strategy}: {walls[strategy]:.1f} s", file=sys.stderr)
+        result = await replay.run(
+            market, environments(), strategy, step_s=step_s, label=label, overrides=overrides
+        )
+        results.append(result)
+        walls[label] = time.perf_counter() - started
+        print(f"{label}: {walls[label]:.1f} s", file=sys.stderr)
     return results, walls
 
 

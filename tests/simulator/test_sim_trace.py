@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from controller.cli import main
 from controller.errors import ConfigError
 from controller.simulator import Simulator
 from controller.simulator.instance import EndReason, LaunchSpec, State
@@ -119,3 +121,18 @@ def test_the_shipped_trace_is_a_day_of_twelve_pools() -> None:
     assert shipped.rows == tuple(
         sorted(generate(shipped_pools(16), seed=16, hours=24), key=lambda r: r.t_s)
     )
+
+
+def test_serve_refuses_a_bad_trace_naming_the_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text(HEADER + "0,ap-guangzhou-3,S5.MEDIUM4,abc,5\n")
+    result = CliRunner().invoke(main, ["simulator", "serve", "--port", "0", "--trace", str(bad)])
+    assert result.exit_code == 2
+    assert "line 2: price" in result.output
+
+
+def test_trace_command_writes_the_seeded_model(tmp_path: Path) -> None:
+    out = tmp_path / "t.csv"
+    args = ["simulator", "trace", "--seed", "16", "--hours", "24", "--output", str(out)]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    assert out.read_bytes() == SHIPPED.read_bytes()
