@@ -158,7 +158,11 @@ def _launch_values(kwargs: dict[str, Any]) -> dict[str, Any]:
 @env.command("create")
 @click.argument("name")
 @click.option("--zone", required=True, help="Availability zone, e.g. ap-guangzhou-3.")
-@click.option("--instance-type", required=True, help="Instance type, e.g. S2.MEDIUM4.")
+@click.option(
+    "--instance-type",
+    help="Instance type, e.g. S2.MEDIUM4 (required unless --instance-cpu, --instance-memory "
+    "or --instance-families choose the types).",
+)
 @click.option("--image-id", required=True, help="Image id, e.g. img-pmqg1cw7.")
 @click.option("--max-price", required=True, help="Maximum spot bid, CNY per hour, e.g. 0.60.")
 @click.option(

@@ -64,6 +64,7 @@ def _normalised(values: Mapping[str, Any]) -> dict[str, Any]:
 def validate_new_environment(values: Mapping[str, Any], region: str) -> dict[str, Any]:
     """The row to insert for ``values``, checked as the daemon will read it (in ``region``)."""
     row = _only_user_fields(values)
+    row.setdefault("instance_type", "")  # the column is NOT NULL; attributes may stand for it
     spec.parse_environment({**row, "id": PLACEHOLDER_ID}, region)
     return _normalised(row)
 

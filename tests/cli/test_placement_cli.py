@@ -75,3 +75,17 @@ def test_the_database_refuses_what_sql_can_check(database_url: str) -> None:
             _run(database_url, sa.update(compute_environments).values({column: value}))
         assert column in str(caught.value)
     assert _row(database_url).max_pool_share == 100
+
+
+def test_families_may_stand_instead_of_the_instance_type(database_url: str) -> None:
+    without_type = [a for a in CREATE if a not in ("--instance-type", "S2.MEDIUM4")]
+    refused = invoke(database_url, without_type)
+    assert refused.exit_code == 2
+    assert "instance_type" in refused.output
+    made = invoke(
+        database_url,
+        [*without_type, "--allocation-strategy", "COST_OPTIMIZED", "--instance-families", "SA2"],
+    )
+    assert made.exit_code == 0, made.output
+    row = _row(database_url)
+    assert (row.instance_type, row.instance_families) == ("", "SA2")

@@ -294,3 +294,23 @@ def test_planner_attribute_types_join_the_candidates() -> None:
     market = {**WIDE, Offering(G4, "SA2.MEDIUM4"): offer("0.02")}
     out = plan(snapshot(env, market))
     assert [(o.offering, o.count) for o in out.launches] == [(Offering(G4, "SA2.MEDIUM4"), 6)]
+
+
+def test_planner_attributes_may_stand_instead_of_named_types() -> None:
+    env = spec(
+        instance_type="",
+        fallback_instance_types="",
+        allocation_strategy="COST_OPTIMIZED",
+        instance_cpu="4",
+    )
+    assert env.offerings == ()
+    assert env.zones == (G3, G4, G6)
+    out = plan(snapshot(env, WIDE))
+    assert [(o.offering, o.count) for o in out.launches] == [(Offering(G6, "S5.LARGE8"), 6)]
+
+
+def test_a_type_is_required_without_attributes() -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        spec(instance_type="", fallback_instance_types="")
+    assert caught.value.field == "instance_type"
+    assert "instance_families" in str(caught.value)

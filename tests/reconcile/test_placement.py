@@ -166,3 +166,29 @@ async def test_metrics_show_each_offering_of_the_cache(database_url: str) -> Non
         assert stock == [1.0]  # UnderStock
         zones = {s.labels["zone"] for s in metrics["spot_controller_offering_price_cny"].samples}
         assert zones == set(ZONES)  # only the zones an environment uses are asked
+
+
+async def test_an_environment_of_attributes_only_takes_the_cheapest_matching_type(
+    database_url: str,
+) -> None:
+    async with engine_rig(database_url) as rig:
+        await _cheap_market(rig)
+        await rig.create_env(
+            3,
+            **_env_values(
+                instance_type="",
+                fallback_instance_types="",
+                allocation_strategy="PRICE_CAPACITY_OPTIMIZED",
+                instance_cpu=2,
+                instance_memory=4,
+            ),
+        )
+        alive = await _converge(rig, 3)
+        cheapest = min(
+            (p.price, p.zone, p.instance_type)
+            for p in rig.sim.world.pools.values()
+            if p.zone in ZONES
+            and (p.cpu, p.memory) == (2, 4)
+            and p.status_category == "EnoughStock"
+        )
+        assert _pools(alive) == {(cheapest[1], cheapest[2]): 3}
