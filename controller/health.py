@@ -25,6 +25,7 @@ from starlette.routing import Route
 from controller.console import Console
 from controller.console import off as console_off
 from controller.core.model import NodeState
+from controller.core.placement import stock_level
 from controller.errors import ConfigError, SpotControllerError
 from controller.store import migrate
 from controller.store.database import check_connection
@@ -73,6 +74,35 @@ def _capacity_metrics(v: EngineView) -> Iterator[Metric]:
         hours.add_metric([env_id, charge_type], seconds / 3600)
         paid.add_metric([env_id, charge_type], cny)
     yield from (running, spend, hours, paid)
+
+
+def _offering_metrics(v: EngineView) -> Iterator[Metric]:
+    """The offering cache: price, stock class and unavailability per offering."""
+    labels = ["zone", "instance_type", "charge_type"]
+    price = GaugeMetricFamily(
+        "spot_controller_offering_price_cny",
+        "Hourly price of an offering as DescribeZoneInstanceConfigInfos last gave it",
+        labels=labels,
+    )
+    stock = GaugeMetricFamily(
+        "spot_controller_offering_stock_class",
+        "Stock class of an offering: 3 EnoughStock, 2 NormalStock, 1 UnderStock, 0 WithoutStock "
+        "or sold out",
+        labels=labels,
+    )
+    unavailable = GaugeMetricFamily(
+        "spot_controller_offering_unavailable_until_seconds",
+        "Unix time before which a failed launch keeps the offering unavailable (0: open)",
+        labels=labels,
+    )
+    for row in v.offerings():
+        key = [row.offering.zone, row.offering.instance_type, row.offering.charge_type]
+        if row.offer.price is not None:
+            price.add_metric(key, float(row.offer.price))
+        stock.add_metric(key, stock_level(row.offer))
+        until = row.unavailable_until
+        unavailable.add_metric(key, until.timestamp() if until is not None else 0.0)
+    yield from (price, stock, unavailable)
 
 
 class EngineCollector(Collector):
@@ -165,6 +195,7 @@ class EngineCollector(Collector):
             backoff.add_metric([*labels, offering.charge_type], until)
         yield backoff
         yield from _capacity_metrics(v)
+        yield from _offering_metrics(v)
 
         yield GaugeMetricFamily(
             "spot_controller_pass_duration_seconds",

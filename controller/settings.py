@@ -178,6 +178,13 @@ class Settings:
         "Retry interval of an environment in ERROR (quota, authentication, invalid spec)",
         "s",
     )
+    offerings_refresh_s: float = _setting(
+        "SPOT_CONTROLLER_OFFERINGS_REFRESH_S",
+        300.0,
+        "How often the offering cache asks DescribeZoneInstanceConfigInfos for each zone an "
+        "environment with a placement strategy uses (60 s at most for a capacity policy's zones)",
+        "s",
+    )
     lease_duration_s: float = _setting(
         "SPOT_CONTROLLER_LEASE_DURATION_S",
         15.0,

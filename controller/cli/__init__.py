@@ -15,7 +15,9 @@ from controller.cli.console import console
 from controller.cli.daemon import run, status
 from controller.cli.db import db
 from controller.cli.env import env
+from controller.cli.offerings import offerings
 from controller.cli.output import OUTPUT_OPTION, SETTING_COLUMNS, emit
+from controller.cli.whatif import whatif
 from controller.errors import ConfigError
 from controller.settings import Settings
 
@@ -46,7 +48,7 @@ def show_config(ctx: click.Context, output: str) -> None:
     emit(settings_of(ctx).describe(), output, SETTING_COLUMNS)
 
 
-for command in (run, status, db, env, console):
+for command in (run, status, db, env, console, offerings, whatif):
     main.add_command(command)
 
 

@@ -112,6 +112,30 @@ _LAUNCH_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         "--max-hourly-spend",
         help="Cap on the environment's hourly spend, CNY per hour (default: none).",
     ),
+    click.option(
+        "--allocation-strategy",
+        help="PRIORITY (default: types then zones in order), COST_OPTIMIZED, "
+        "CAPACITY_OPTIMIZED or PRICE_CAPACITY_OPTIMIZED.",
+    ),
+    click.option(
+        "--zone-balance",
+        help="PRIORITY (default) or EQUALITY: spread the instances evenly over the zones.",
+    ),
+    click.option(
+        "--max-pool-share",
+        type=int,
+        help="At most this percentage of the instances in one zone and type (1 to 100).",
+    ),
+    click.option(
+        "--instance-cpu", type=int, help="Also use the market's types with this many vCPUs."
+    ),
+    click.option(
+        "--instance-memory", type=int, help="Also use the market's types with this memory (GB)."
+    ),
+    click.option(
+        "--instance-families",
+        help="Comma-separated families (e.g. S5,SA2) whose types may also be used.",
+    ),
 ]
 
 
@@ -134,7 +158,11 @@ def _launch_values(kwargs: dict[str, Any]) -> dict[str, Any]:
 @env.command("create")
 @click.argument("name")
 @click.option("--zone", required=True, help="Availability zone, e.g. ap-guangzhou-3.")
-@click.option("--instance-type", required=True, help="Instance type, e.g. S2.MEDIUM4.")
+@click.option(
+    "--instance-type",
+    help="Instance type, e.g. S2.MEDIUM4 (required unless --instance-cpu, --instance-memory "
+    "or --instance-families choose the types).",
+)
 @click.option("--image-id", required=True, help="Image id, e.g. img-pmqg1cw7.")
 @click.option("--max-price", required=True, help="Maximum spot bid, CNY per hour, e.g. 0.60.")
 @click.option(

@@ -15,8 +15,9 @@ from decimal import ROUND_FLOOR, Decimal
 
 from controller.core.allocation import Members, Want, allocate, group_of
 from controller.core.backoff import Block
+from controller.core.choose import candidates, choose, held_by_pool, open_candidates
 from controller.core.events import Event
-from controller.core.instances import ON_DEMAND, Offering
+from controller.core.instances import ON_DEMAND, SPOT, Offering
 from controller.core.model import (
     GOING_CLOUD_STATES,
     UNHEALTHY_CLOUD_STATES,
@@ -57,10 +58,12 @@ def open_offering(
     return None, blocked
 
 
-def spot_down_since(snap: Snapshot, spec: EnvironmentSpec) -> datetime | None:
+def spot_down_since(
+    snap: Snapshot, spec: EnvironmentSpec, offerings: Sequence[Offering]
+) -> datetime | None:
     """Since when every spot offering of ``spec`` has been blocked (None: one is open)."""
     latest: datetime | None = None
-    for offering in spec.offerings:
+    for offering in offerings:
         active = [
             b
             for b in (snap.blocks.get((None, offering)), snap.blocks.get((spec.id, offering)))
@@ -133,10 +136,21 @@ def plan_mixed(
         group = 0 if cs in UNHEALTHY_CLOUD_STATES else 1 if now_state == NodeState.CREATING else 2
         return group, -(node.launched_at or node.created_at).timestamp()
 
-    spot, spot_blocked = open_offering(snap, spec.id, spec.offerings)
-    od_offerings = [o.as_charge(ON_DEMAND) for o in spec.offerings]
-    on_demand, od_blocked = open_offering(snap, spec.id, od_offerings)
-    down_since = spot_down_since(snap, spec)
+    placing = not spec.placement.is_default
+    in_pools = held_by_pool((*alive, *submitted))
+    if placing:  # the strategy chooses among the candidates on sale, per launch
+        spot_offerings = candidates(snap, spec, SPOT)
+        od_offerings = candidates(snap, spec, ON_DEMAND)
+        spot_list, spot_blocked = open_candidates(snap, spec, spot_offerings)
+        od_list, od_blocked = open_candidates(snap, spec, od_offerings)
+        spot = spot_list[0] if spot_list else None
+        on_demand = od_list[0] if od_list else None
+    else:
+        spot_offerings = list(spec.offerings)
+        od_offerings = [o.as_charge(ON_DEMAND) for o in spec.offerings]
+        spot, spot_blocked = open_offering(snap, spec.id, spot_offerings)
+        on_demand, od_blocked = open_offering(snap, spec.id, od_offerings)
+    down_since = spot_down_since(snap, spec, spot_offerings)
     due_at = down_since + timedelta(seconds=policy.compensate_after_s) if down_since else None
     hold = snap.holds.get(spec.id)
     held = hold is not None and hold.active(snap.now)
@@ -172,42 +186,25 @@ def plan_mixed(
     launched = 0
     shown: Offering | None = None
     for want in result.wants:
-        offering = spot if want.charge_type != ON_DEMAND else on_demand
-        assert offering is not None  # allocate() wants only what is open
-        price = unit_price(offering, spec, snap.prices)
-        count = want.count
-        if policy.max_hourly_spend is not None:
-            if price is None or price <= 0:
-                capped_reason = (
-                    f"capped by max_hourly_spend {policy.max_hourly_spend:.2f} CNY/h: "
-                    f"no price known for {offering} yet"
-                )
-                count = 0
-            else:
-                affordable = int(
-                    ((policy.max_hourly_spend - spend) / price).to_integral_value(ROUND_FLOOR)
-                )
-                if affordable < count:
-                    count = max(0, affordable)
-                    capped_reason = (
-                        f"capped by max_hourly_spend {policy.max_hourly_spend:.2f} CNY/h: "
-                        f"{spend:.2f} CNY/h running, next instance {price:.2f} CNY/h"
-                    )
-        if count <= 0:
-            continue
-        spend += (price or Decimal(0)) * count
-        cause = _cause(want, count, size, desired, spot_blocked, policy.compensate_after_s)
-        _note_launch(out, spec.id, want, count, cause)
-        remaining = count
-        while remaining > 0:
-            batch = min(remaining, snap.policy.launch_batch_max)
-            out.launches.append(
-                LaunchOrder(spec.id, offering, batch, cause, want.role.value, _price_text(price))
+        if placing:
+            pool = spot_offerings if want.charge_type != ON_DEMAND else od_offerings
+            chosen = choose(snap, spec, pool, want.count, in_pools)
+            placed = [(p.offering, p.count, p.why) for p in chosen]
+        else:
+            offering = spot if want.charge_type != ON_DEMAND else on_demand
+            assert offering is not None  # allocate() wants only what is open
+            placed = [(offering, want.count, "")]
+        for offering, part_count, why in placed:
+            count, price, capped = _launch_part(
+                snap, spec, want, offering, part_count, why, spend, size, spot_blocked, out
             )
-            remaining -= batch
-        launched += count
-        size += count
-        shown = shown or offering
+            capped_reason = capped or capped_reason
+            if count <= 0:
+                continue
+            spend += (price or Decimal(0)) * count
+            launched += count
+            size += count
+            shown = shown or offering
     if capped_reason and spot is not None and not result.victims and not members.deleting:
         _make_room(spec, alive, running_ids, unit_price(spot, spec, snap.prices), rank, out, change)
     waiting = due_at if policy.compensate_with_on_demand and result.gap else None
@@ -251,6 +248,56 @@ def plan_mixed(
             next_attempt,
         )
     )
+
+
+def _launch_part(
+    snap: Snapshot,
+    spec: EnvironmentSpec,
+    want: Want,
+    offering: Offering,
+    count: int,
+    why: str,
+    spend: Decimal,
+    size: int,
+    spot_blocked: list[Block],
+    out: Plan,
+) -> tuple[int, Decimal | None, str]:
+    """Launch orders for ``count`` of ``want`` in ``offering``, held to the spend cap:
+    (how many, at what unit price, why capped or "")."""
+    policy = spec.capacity
+    price = unit_price(offering, spec, snap.prices)
+    capped_reason = ""
+    if policy.max_hourly_spend is not None:
+        if price is None or price <= 0:
+            capped_reason = (
+                f"capped by max_hourly_spend {policy.max_hourly_spend:.2f} CNY/h: "
+                f"no price known for {offering} yet"
+            )
+            count = 0
+        else:
+            affordable = int(
+                ((policy.max_hourly_spend - spend) / price).to_integral_value(ROUND_FLOOR)
+            )
+            if affordable < count:
+                count = max(0, affordable)
+                capped_reason = (
+                    f"capped by max_hourly_spend {policy.max_hourly_spend:.2f} CNY/h: "
+                    f"{spend:.2f} CNY/h running, next instance {price:.2f} CNY/h"
+                )
+    if count <= 0:
+        return 0, price, capped_reason
+    cause = _cause(want, count, size, spec.desired_count, spot_blocked, policy.compensate_after_s)
+    _note_launch(out, spec.id, want, count, cause)
+    if why:
+        cause = f"{cause}; {why}"
+    remaining = count
+    while remaining > 0:
+        batch = min(remaining, snap.policy.launch_batch_max)
+        out.launches.append(
+            LaunchOrder(spec.id, offering, batch, cause, want.role.value, _price_text(price))
+        )
+        remaining -= batch
+    return count, price, capped_reason
 
 
 def _counts(nodes: list[Node], state: Mapping[str, NodeState]) -> dict[str, int]:

@@ -16,6 +16,7 @@ from controller.core.backoff import Block
 from controller.core.events import Event
 from controller.core.instances import Instance, Offering
 from controller.core.model import EndReason, Launch, Node, NodeState
+from controller.core.placement import MarketOffer
 from controller.core.spec import EnvironmentSpec
 
 TERMINATE_BATCH_MAX = 100  # TerminateInstances takes at most 100 ids
@@ -72,6 +73,9 @@ class Snapshot:
     # Hourly prices by offering (spot: the market price; pay-as-you-go: the listed price),
     # known for the offerings of environments with a capacity policy.
     prices: Mapping[Offering, Decimal] = field(default_factory=dict)
+    # The offering cache (status, stock class, price, CPU, memory), read for environments
+    # whose placement policy chooses by the market.
+    market: Mapping[Offering, MarketOffer] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,9 @@ def plan(snap: Snapshot) -> Plan:
     for env_id, spec in snap.environments.items():
         # An environment with a capacity policy mixes charge types; an all-spot one without a
         # cap keeps this module's path exactly as it was before the policy existed.
-        plan_env = _plan_environment if spec.capacity.is_default else plan_mixed
+        # So does one with the default placement (the first open offering in the user's order).
+        default = spec.capacity.is_default and spec.placement.is_default
+        plan_env = _plan_environment if default else plan_mixed
         plan_env(
             snap,
             spec,

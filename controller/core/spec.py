@@ -24,6 +24,12 @@ from controller.core.capacity import (
     validate_capacity,
 )
 from controller.core.instances import Offering
+from controller.core.placement import (
+    DEFAULT_PLACEMENT,
+    PLACEMENT_COLUMNS,
+    PlacementPolicy,
+    validate_placement,
+)
 from controller.core.regions import region_of_zone
 from controller.errors import ValidationFailed
 
@@ -53,6 +59,7 @@ USER_COLUMNS = (
     "project_id",
     "tags",
     *CAPACITY_COLUMNS,
+    *PLACEMENT_COLUMNS,
 )
 STATUS_COLUMNS = (
     "status",
@@ -97,6 +104,12 @@ class EnvironmentSpec:
     user_data: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     capacity: CapacityPolicy = DEFAULT_CAPACITY
+    placement: PlacementPolicy = DEFAULT_PLACEMENT
+    zone_list: tuple[str, ...] = ()  # the zones in order (offerings may be empty: attributes)
+
+    @property
+    def zones(self) -> tuple[str, ...]:
+        return self.zone_list or tuple(dict.fromkeys(o.zone for o in self.offerings))
 
     def __repr__(self) -> str:  # user data may carry secrets
         return f"EnvironmentSpec(id={self.id!r}, name={self.name!r}, desired={self.desired_count})"
@@ -283,7 +296,16 @@ def validate_tags(raw: Any) -> dict[str, str]:
 
 def parse_environment(row: Mapping[str, Any], region: str) -> EnvironmentSpec:
     """Validate a ``compute_environments`` row; ValidationFailed names the first bad field."""
-    types = [validate_instance_type(row.get("instance_type"))]
+    placement = validate_placement(row)
+    types = []
+    named = str(row.get("instance_type") or "").strip()
+    if named or not placement.by_attributes:  # attributes may stand instead of a type
+        if not named:
+            raise ValidationFailed(
+                "instance_type",
+                "is required unless instance_cpu, instance_memory or instance_families is given",
+            )
+        types.append(validate_instance_type(named))
     for extra in _list(row.get("fallback_instance_types")):
         types.append(validate_instance_type(extra, "fallback_instance_types"))
     types = list(dict.fromkeys(types))
@@ -332,4 +354,6 @@ def parse_environment(row: Mapping[str, Any], region: str) -> EnvironmentSpec:
         user_data=validate_user_data(row.get("user_data")),
         tags=validate_tags(row.get("tags")),
         capacity=validate_capacity(row),
+        placement=placement,
+        zone_list=tuple(zones),
     )

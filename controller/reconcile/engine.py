@@ -36,8 +36,8 @@ from controller.reconcile.lease import Leadership
 from controller.reconcile.ledger import Ledger
 from controller.reconcile.metrics import Counters, hourly_price
 from controller.reconcile.observer import PROBE_SHARE, Observer
+from controller.reconcile.offerings import OfferingCache, OfferingRow
 from controller.reconcile.passes import Passes, PassParts
-from controller.reconcile.prices import PriceBook
 from controller.reconcile.statuses import StatusWriter
 from controller.reconcile.triggers import Wakeup, watch_user_changes
 from controller.settings import Settings
@@ -100,6 +100,9 @@ class Engine:
             counters=self.counters,
             hooks=hooks,
         )
+        self.offerings = OfferingCache(
+            client, clock, self.backoff, refresh_s=settings.offerings_refresh_s
+        )
         parts = PassParts(
             self.desired,
             self.observer,
@@ -110,7 +113,7 @@ class Engine:
             self.statuses,
             self.wakeup,
             self.counters,
-            PriceBook(client, clock),
+            self.offerings,
         )
         self.passes = Passes(
             settings, clock, parts, leading=leading, hooks=hooks, new_node_id=new_node_id
@@ -282,6 +285,10 @@ class EngineView:
             iter(self._e.fleet.nodes.values()), self._e.clock.now()
         )
         return [(env, charge, s, cny) for (env, charge), (s, cny) in sorted(totals.items())]
+
+    def offerings(self) -> list[OfferingRow]:
+        """The offering cache, with each offering's unavailability from the backoff book."""
+        return self._e.offerings.rows()
 
     def counters(self) -> Iterator[tuple[tuple[str, str, str], int]]:
         return self._e.counters.items()

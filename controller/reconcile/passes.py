@@ -31,7 +31,7 @@ from controller.reconcile.launcher import Launcher
 from controller.reconcile.ledger import Ledger
 from controller.reconcile.metrics import Counters
 from controller.reconcile.observer import Observer
-from controller.reconcile.prices import PriceBook
+from controller.reconcile.offerings import OfferingCache
 from controller.reconcile.statuses import StatusWriter, unobserved_reports
 from controller.reconcile.triggers import COALESCE_S, Wakeup
 from controller.settings import Settings
@@ -65,7 +65,7 @@ class PassParts:
     statuses: StatusWriter
     wakeup: Wakeup
     counters: Counters
-    prices: PriceBook
+    offerings: OfferingCache
 
 
 class Passes:
@@ -159,7 +159,7 @@ class Passes:
             self.stats.passes_skipped += 1
             self._finished(started)
             return None
-        await p.prices.refresh(p.desired.specs.values())  # policy environments only
+        await p.offerings.refresh(p.desired.specs.values())  # only those that need it
         obs = p.observer.take()
         snap = Snapshot(
             now=now,
@@ -174,7 +174,8 @@ class Passes:
             recently_ended=frozenset(p.fleet.recently_ended),
             terminate_requested=p.launcher.terminate_requested,
             policy=self.policy,
-            prices=p.prices.current,
+            prices=p.offerings.current,
+            market=p.offerings.market,
         )
         self.hooks.before_plan(snap)
         plan = planner.plan(snap)
@@ -218,6 +219,10 @@ class Passes:
             )
             for order in plan.launches
         ]
+        specs = p.desired.specs
+        p.offerings.launched(
+            o.offering for o in plan.launches if specs[o.env_id].placement.needs_market
+        )
         for start in range(0, len(intents), INTENT_BATCH):
             batch = intents[start : start + INTENT_BATCH]
             await p.ledger.record_intents(batch)  # if this fails, nothing of it is sent

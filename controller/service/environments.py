@@ -60,12 +60,19 @@ def _normalised(values: Mapping[str, Any], parsed: spec.EnvironmentSpec) -> dict
         if column in row:
             value = getattr(parsed.capacity, column)
             row[column] = str(value) if isinstance(value, Decimal) else value
+    for choice in ("allocation_strategy", "zone_balance"):  # checked by the row's parse
+        if choice in row:
+            row[choice] = str(row[choice]).strip().upper()
+    if "instance_families" in row:
+        parts = str(row["instance_families"]).split(",")
+        row["instance_families"] = ",".join(dict.fromkeys(p.strip() for p in parts if p.strip()))
     return row
 
 
 def validate_new_environment(values: Mapping[str, Any], region: str) -> dict[str, Any]:
     """The row to insert for ``values``, checked as the daemon will read it (in ``region``)."""
     row = _only_user_fields(values)
+    row.setdefault("instance_type", "")  # the column is NOT NULL; attributes may stand for it
     return _normalised(row, spec.parse_environment({**row, "id": PLACEHOLDER_ID}, region))
 
 

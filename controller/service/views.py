@@ -85,6 +85,13 @@ class EnvironmentView(View):
     compensate_after_s: Any
     disruption_budget: Any
     max_hourly_spend: Any
+    # The placement policy, as stored.
+    allocation_strategy: Any
+    zone_balance: Any
+    max_pool_share: Any
+    instance_cpu: Any
+    instance_memory: Any
+    instance_families: Any
     # The split of the running instances, and the hourly spend of those alive or launching.
     spot_running: int = 0
     on_demand_running: int = 0

@@ -234,7 +234,9 @@ def _quota_item(pool: Pool, charge_type: str) -> dict[str, Any]:
             "Discount": round(100 * paid / pool.on_demand_price, 2),
             "ChargeUnit": "HOUR",
         },
-        "SoldOutReason": "" if pool.stock else "Sold out",
+        "SoldOutReason": ""
+        if (pool.stock if charge_type == "SPOTPAID" else pool.on_demand_stock)
+        else "Sold out",
         "InstanceBandwidth": 1.5,
         "InstancePps": 30,
         "StorageBlockAmount": 0,
@@ -244,7 +246,9 @@ def _quota_item(pool: Pool, charge_type: str) -> dict[str, Any]:
         "Remark": "",
         "GpuCount": 1 if family_of(pool.instance_type).startswith("GN") else 0,
         "Frequency": "2.5/3.1GHz",
-        "StatusCategory": pool.status_category,
+        "StatusCategory": pool.status_category
+        if charge_type == "SPOTPAID"
+        else pool.on_demand_status_category,
     }
 
 

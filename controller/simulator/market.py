@@ -9,6 +9,7 @@ capacity below the live count is a stock cut: the caller reclaims the excess.
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass
 
 ZONE_PATTERN = re.compile(r"^[a-z]+(-[a-z]+)+-[0-9]+$")
@@ -74,6 +75,23 @@ def type_name_of(instance_type: str) -> str:
 DEFAULT_ON_DEMAND_STOCK = 1_000_000  # pay-as-you-go stock is sold apart from spot: large
 
 
+# StatusCategory from the instances a pool can still sell; the thresholds are the simulator's
+# choice (Tencent documents only the names): 0 WithoutStock, 1-9 UnderStock, 10-99
+# NormalStock, 100 or more EnoughStock.
+UNDER_STOCK_BELOW = 10
+NORMAL_STOCK_BELOW = 100
+
+
+def stock_class(stock: int) -> str:
+    if stock <= 0:
+        return "WithoutStock"
+    if stock < UNDER_STOCK_BELOW:
+        return "UnderStock"
+    if stock < NORMAL_STOCK_BELOW:
+        return "NormalStock"
+    return "EnoughStock"
+
+
 @dataclass
 class Pool:
     """One (zone, instance type) pool as this account sees it.
@@ -114,15 +132,12 @@ class Pool:
 
     @property
     def status_category(self) -> str:
-        """Tencent's coarse stock signal; the thresholds are the simulator's choice."""
-        stock = self.stock
-        if stock == 0:
-            return "WithoutStock"
-        if stock < 10:
-            return "UnderStock"
-        if stock < 100:
-            return "NormalStock"
-        return "EnoughStock"
+        """Tencent's coarse stock signal of the spot stock (see :func:`stock_class`)."""
+        return stock_class(self.stock)
+
+    @property
+    def on_demand_status_category(self) -> str:
+        return stock_class(self.on_demand_stock)
 
     def view(self) -> dict[str, object]:
         """The admin API's view of the pool."""
@@ -197,6 +212,27 @@ ON_DEMAND_ONLY: tuple[tuple[str, str, float], ...] = (
 )
 DEFAULT_STOCK = 5000
 DEFAULT_QUOTA = 10000
+# A wider choice in ap-guangzhou (issue 16): more families and sizes, each priced per zone
+# with a spread of its own (+-10 %, fixed by the names), so the cheapest zone differs by type.
+_GUANGZHOU = ("ap-guangzhou-3", "ap-guangzhou-4", "ap-guangzhou-6", "ap-guangzhou-7")
+_WIDE_TYPES: dict[str, float] = {
+    # type: spot price in the reference zone, CNY/hour (on-demand: / SPOT_DISCOUNT)
+    "S5.2XLARGE16": 0.38,
+    "S6.MEDIUM4": 0.095,
+    "S6.LARGE8": 0.18,
+    "S6.2XLARGE16": 0.35,
+    "SA5.MEDIUM4": 0.075,
+    "SA5.LARGE8": 0.145,
+    "C5.LARGE8": 0.21,
+    "C5.2XLARGE16": 0.41,
+    "M5.MEDIUM8": 0.13,
+    "M5.LARGE16": 0.25,
+}
+
+
+def wide_factor(zone: str, instance_type: str) -> float:
+    """The per-zone price factor of a wide-market type: 0.90 to 1.10, stable across runs."""
+    return 0.90 + (zlib.crc32(f"{zone}/{instance_type}".encode()) % 21) / 100
 
 
 def default_pools() -> list[tuple[str, str, float]]:
@@ -207,4 +243,8 @@ def default_pools() -> list[tuple[str, str, float]]:
             if zones and zone not in zones:
                 continue
             pools.append((zone, instance_type, round(price * factor, 4)))
+        if zone in _GUANGZHOU:
+            for instance_type, price in _WIDE_TYPES.items():
+                wide = price * factor * wide_factor(zone, instance_type)
+                pools.append((zone, instance_type, round(wide, 4)))
     return pools

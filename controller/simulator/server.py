@@ -14,7 +14,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import anyio
 import uvicorn
@@ -108,8 +108,10 @@ def serve(
     log_level: str = "info",
     access_log: bool = True,
     tls: CertPair | None = None,
+    on_tick: Callable[[], None] | None = None,
 ) -> None:
-    """Serve in the foreground until SIGINT/SIGTERM, advancing the world every ``tick_s``.
+    """Serve in the foreground until SIGINT/SIGTERM, advancing the world every ``tick_s``
+    (and calling ``on_tick`` then: a market trace's next rows).
 
     ``access_log=False`` drops uvicorn's line per request, which costs more CPU than a
     simulated call itself under a benchmark's thousands of calls per second.
@@ -128,14 +130,16 @@ def serve(
 
     async def main() -> None:
         async with anyio.create_task_group() as group:
-            group.start_soon(_tick, sim, tick_s)
+            group.start_soon(_tick, sim, tick_s, on_tick)
             await server.serve()
             group.cancel_scope.cancel()
 
     asyncio.run(main())
 
 
-async def _tick(sim: Simulator, tick_s: float) -> None:
+async def _tick(sim: Simulator, tick_s: float, on_tick: Callable[[], None] | None) -> None:
     while True:
         sim.advance()
+        if on_tick is not None:
+            on_tick()
         await anyio.sleep(tick_s)

@@ -26,6 +26,9 @@ NUMERIC_CAPACITY_COLUMNS = (
     "compensate_after_s",
     "disruption_budget",
     "max_hourly_spend",
+    "max_pool_share",  # the placement policy's numbers (migration 0005)
+    "instance_cpu",
+    "instance_memory",
 )
 # A named constraint's violation -> (field, rule) for the user.
 CAPACITY_RULES = (
@@ -34,6 +37,15 @@ CAPACITY_RULES = (
     ("compensate_after_s_range", "compensate_after_s", "must be from 0 to 86400"),
     ("disruption_budget_positive", "disruption_budget", "must be at least 1"),
     ("max_hourly_spend_positive", "max_hourly_spend", "must be greater than 0"),
+    (
+        "allocation_strategy_known",
+        "allocation_strategy",
+        "must be one of PRIORITY, COST_OPTIMIZED, CAPACITY_OPTIMIZED, PRICE_CAPACITY_OPTIMIZED",
+    ),
+    ("zone_balance_known", "zone_balance", "must be one of PRIORITY, EQUALITY"),
+    ("max_pool_share_range", "max_pool_share", "must be from 1 to 100"),
+    ("instance_cpu_range", "instance_cpu", "must be from 1 to 256"),
+    ("instance_memory_range", "instance_memory", "must be from 1 to 4096"),
 )
 
 

@@ -106,6 +106,23 @@ CAPACITY_CONSTRAINTS = tuple(
     sa.CheckConstraint(text, name=name) for name, text in CAPACITY_CHECKS.items()
 )
 
+# The placement policy (migration 0005), checked by name like the capacity policy's.
+PLACEMENT_CHECKS = {
+    "allocation_strategy_known": (
+        "allocation_strategy IN ('PRIORITY', 'COST_OPTIMIZED', 'CAPACITY_OPTIMIZED', "
+        "'PRICE_CAPACITY_OPTIMIZED')"
+    ),
+    "zone_balance_known": "zone_balance IN ('PRIORITY', 'EQUALITY')",
+    "max_pool_share_range": "max_pool_share >= 1 AND max_pool_share <= 100",
+    "instance_cpu_range": "instance_cpu IS NULL OR (instance_cpu >= 1 AND instance_cpu <= 256)",
+    "instance_memory_range": (
+        "instance_memory IS NULL OR (instance_memory >= 1 AND instance_memory <= 4096)"
+    ),
+}
+PLACEMENT_CONSTRAINTS = tuple(
+    sa.CheckConstraint(text, name=name) for name, text in PLACEMENT_CHECKS.items()
+)
+
 compute_environments = sa.Table(
     "compute_environments",
     metadata,
@@ -136,6 +153,13 @@ compute_environments = sa.Table(
     sa.Column("compensate_after_s", sa.Integer, nullable=False, server_default="60"),
     sa.Column("disruption_budget", sa.Integer, nullable=True),  # NULL: 10 % of desired
     sa.Column("max_hourly_spend", sa.Numeric(12, 5), nullable=True),  # NULL: no cap
+    # the placement policy (migration 0005): every default is the user's priority order
+    sa.Column("allocation_strategy", sa.String(32), nullable=False, server_default="PRIORITY"),
+    sa.Column("zone_balance", sa.String(16), nullable=False, server_default="PRIORITY"),
+    sa.Column("max_pool_share", sa.Integer, nullable=False, server_default="100"),
+    sa.Column("instance_cpu", sa.Integer, nullable=True),  # NULL: types are named
+    sa.Column("instance_memory", sa.Integer, nullable=True),
+    sa.Column("instance_families", sa.Text, nullable=False, server_default=""),
     sa.Column(
         "created_at",
         UTCDateTime,
@@ -157,6 +181,7 @@ compute_environments = sa.Table(
     sa.CheckConstraint("max_price > 0", name="max_price_positive"),
     sa.CheckConstraint("length(trim(name)) > 0", name="name_not_empty"),
     *CAPACITY_CONSTRAINTS,
+    *PLACEMENT_CONSTRAINTS,
     sa.UniqueConstraint("name"),
 )
 

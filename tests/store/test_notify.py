@@ -143,6 +143,12 @@ async def test_update_of_every_user_column_notifies(pg_url: str, engine: AsyncEn
         "compensate_after_s": 30,
         "disruption_budget": 2,
         "max_hourly_spend": 3.5,
+        "allocation_strategy": "COST_OPTIMIZED",
+        "zone_balance": "EQUALITY",
+        "max_pool_share": 50,
+        "instance_cpu": 2,
+        "instance_memory": 4,
+        "instance_families": "S5",
     }
     assert set(values) == set(USER_COLUMNS)
     env_id = await insert(engine)

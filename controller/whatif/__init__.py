@@ -1,0 +1,1 @@
+"""What-if replays: how a placement strategy would have done on a market trace."""
