@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from controller.core.instances import Offering
@@ -31,6 +31,7 @@ class Block:
     reason: str
     failures: int = 1
     since: datetime | None = None  # the first failure of this unbroken series
+    failed_at: datetime | None = None  # the latest failure
 
     @property
     def is_error(self) -> bool:
@@ -60,6 +61,7 @@ def next_block(
         reason=reason,
         failures=failures,
         since=since,
+        failed_at=now,
     )
 
 
@@ -111,7 +113,11 @@ class BackoffBook:
             previous_block = self.blocks.get(key)
             since = (previous_block.since or now) if previous_block is not None else now
             block = Block(
-                now + timedelta(seconds=self.error_retry_s), error.kind, reason, since=since
+                now + timedelta(seconds=self.error_retry_s),
+                error.kind,
+                reason,
+                since=since,
+                failed_at=now,
             )
         self.blocks[key] = block
         return block
@@ -121,6 +127,20 @@ class BackoffBook:
         self.blocks.pop((None, offering), None)
         self.blocks.pop((env_id, offering), None)
         self.holds.pop(env_id, None)
+
+    def market_shows_stock(self, offering: Offering, seen_at: datetime) -> list[Block]:
+        """The market, asked at ``seen_at``, sells ``offering`` again: its capacity blocks that
+        failed before then end now (the blocks that were lifted). The failure count stays, so
+        a market that says "in stock" while launches keep failing earns one try per look."""
+        lifted = []
+        for key, block in list(self.blocks.items()):
+            if key[1] != offering or block.kind != "capacity" or not block.active(seen_at):
+                continue
+            if block.failed_at is None or block.failed_at >= seen_at:
+                continue  # a failure newer than what the market said
+            self.blocks[key] = replace(block, until=seen_at)
+            lifted.append(block)
+        return lifted
 
     def hold_all(self, env_ids: Iterable[str], error: CloudError, now: datetime) -> None:
         """The credentials were refused while observing: no environment may launch."""

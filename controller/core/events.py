@@ -59,6 +59,7 @@ class Event(StrEnum):
     LAUNCH_RESOLVED_FROM_TAGS = "launch_resolved_from_tags"
     LAUNCH_ABANDONED = "launch_abandoned"
     BACKOFF_SCHEDULED = "backoff_scheduled"
+    BACKOFF_LIFTED = "backoff_lifted"
     # instances (node changes: the planner names each change by one of these)
     INSTANCE_OBSERVED = "instance_observed"  # debug
     INSTANCE_RUNNING = "instance_running"

@@ -133,6 +133,7 @@ class OfferingCache:
 
     async def _fetch(self, zone: str, charge_type: str, instance_type: str | None) -> bool:
         self.calls += 1
+        asked_at = self.clock.now()
         try:
             pools = await self.client.describe_zone_instance_config_infos(
                 zone=zone, instance_type=instance_type, charge_type=charge_type
@@ -143,7 +144,26 @@ class OfferingCache:
             )
             return False
         self._store(pools, charge_type)
+        self._lift_backoffs(pools, charge_type, asked_at)
         return True
+
+    def _lift_backoffs(
+        self, pools: list[PoolOffering], charge_type: str, asked_at: datetime
+    ) -> None:
+        """Stock is back where a launch failed for want of it: try again now, not at the end
+        of a backoff that may have grown to SPOT_CONTROLLER_BACKOFF_MAX_S while it was gone."""
+        for pool in pools:
+            key = Offering(pool.zone, pool.instance_type, charge_type)
+            if not self.market[key].on_sale:
+                continue
+            for block in self.backoff.market_shows_stock(key, asked_at):
+                log.info(
+                    Event.BACKOFF_LIFTED,
+                    pool=str(key),
+                    stock_class=self.market[key].stock_class,
+                    failures=block.failures,
+                    was_until=block.until.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                )
 
     async def load(self, zone: str | None, instance_type: str | None, charge_type: str) -> None:
         """One call, narrowed as given; a failure is raised (a command shows it)."""

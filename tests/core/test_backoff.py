@@ -130,3 +130,44 @@ def test_backoff_delay_is_half_fixed_half_jitter(failures: int, step: float) -> 
     rng = random.Random(7)
     for _ in range(50):
         assert step / 2 <= backoff_delay(failures, 2.0, 60.0, rng) <= step
+
+
+@pytest.mark.parametrize(
+    ("error", "failed_after_s", "seen_after_s", "lifted"),
+    [
+        (CapacityError("ResourcesSoldOut.SpecifiedInstanceType", "m"), 0, 10, True),
+        # the market was asked before the latest failure: what it said is older
+        (CapacityError("ResourcesSoldOut.SpecifiedInstanceType", "m"), 10, 5, False),
+        (PriceTooLow("InvalidParameterValue.InsufficientPrice", "m"), 0, 10, False),
+        (QuotaExceeded("LimitExceeded.SpotQuota", "m"), 0, 10, False),
+    ],
+)
+def test_the_market_showing_stock_lifts_only_older_capacity_blocks(
+    error: CloudError, failed_after_s: int, seen_after_s: int, lifted: bool
+) -> None:
+    b = BackoffBook(base_s=100.0, max_s=600.0, error_retry_s=300.0, rng=random.Random(1))
+    b.after_failure(ENV, OFFER, error, NOW)
+    failed = NOW + timedelta(seconds=failed_after_s)
+    before = b.after_failure(ENV, OFFER, error, failed)
+    assert before is not None
+    seen = NOW + timedelta(seconds=seen_after_s)
+    result = b.market_shows_stock(OFFER, seen)
+    assert bool(result) is lifted
+    after = next(iter(b.blocks.values()))
+    if lifted:
+        assert after.until == seen
+        assert not after.active(seen)
+        assert after.failures == before.failures == 2  # the series goes on
+        again = b.after_failure(ENV, OFFER, error, seen)
+        assert again is not None
+        assert again.failures == 3
+    else:
+        assert after == before
+
+
+def test_the_market_lifts_nothing_for_another_offering_or_an_ended_block() -> None:
+    b = book()
+    b.after_failure(ENV, OFFER, CapacityError("ResourcesSoldOut.SpecifiedInstanceType", "m"), NOW)
+    other = Offering("ap-guangzhou-4", "S2.MEDIUM4")
+    assert b.market_shows_stock(other, NOW + timedelta(seconds=1)) == []
+    assert b.market_shows_stock(OFFER, NOW + timedelta(hours=1)) == []  # already ended
