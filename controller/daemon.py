@@ -20,6 +20,9 @@ from typing import IO
 import anyio
 
 from controller import __version__, health
+from controller.api.listener import create_demo_key, simulate_settings
+from controller.api.listener import prepare as prepare_api
+from controller.api.listener import run as run_api
 from controller.cloud.client import CvmClient
 from controller.core.events import Event
 from controller.core.model import NodeState
@@ -131,7 +134,8 @@ async def run_daemon(
                 base_url = stack.enter_context(
                     background_server(sim, host="127.0.0.1", port=simulator_port)
                 )
-                settings = simulator_settings(settings, base_url)
+                settings = simulate_settings(simulator_settings(settings, base_url))
+                await create_demo_key(settings, store)
                 log.info(
                     Event.SIMULATOR_STARTED, endpoint=base_url, admin=f"{base_url}/_sim/instances"
                 )
@@ -172,6 +176,7 @@ async def _supervise(settings: Settings, store: Store) -> int:
             resync_interval_s=settings.resync_interval_s,
         )
         listener = health.bind(settings.http_addr) if settings.http_addr else None
+        api = prepare_api(settings, store, client) if settings.api_addr else None
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_signals, stop, tg.cancel_scope, settings.shutdown_deadline_s)
             tg.start_soon(_heartbeat, engine.view, settings.heartbeat_interval_s)
@@ -183,6 +188,8 @@ async def _supervise(settings: Settings, store: Store) -> int:
                         addr=settings.http_addr,
                         paths=["/healthz", "/readyz", "/metrics"],
                     )
+                if api is not None:
+                    work.start_soon(run_api, settings, *api, stop)
                 await engine.run(stop=stop)
             tg.cancel_scope.cancel()
         log.info(Event.DAEMON_STOPPED, passes=engine.view.passes)

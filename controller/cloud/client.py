@@ -265,6 +265,13 @@ class CvmClient:
             "InquiryPriceRunInstances", inquiry_price_params(request), parse_inquiry_price
         )
 
+    async def describe(self, action: str, params: JsonObject) -> JsonObject:
+        """A read-only call whose answer is passed on as it came (the BatchCompute API's
+        instance-type catalog); only ``Describe*`` actions."""
+        if not action.startswith("Describe"):
+            raise ValueError(f"{action} is not a read-only action")
+        return await self._call(action, params, lambda response: response)
+
     # -- paging ----------------------------------------------------------------------------
 
     async def _describe_all(self, filters: list[JsonObject]) -> list[Instance]:

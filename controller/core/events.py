@@ -21,6 +21,11 @@ class Event(StrEnum):
     SIMULATOR_STARTED = "simulator_started"
     DEMO_ENVIRONMENT_CREATED = "demo_environment_created"
     HTTP_LISTENING = "http_listening"
+    # the BatchCompute-compatible API
+    API_LISTENING = "api_listening"
+    API_AUDIT = "api_audit"
+    API_REFUSED = "api_refused"
+    API_DEMO_KEY_CREATED = "api_demo_key_created"
     HEARTBEAT = "heartbeat"
     # leadership
     LEASE_ACQUIRED = "lease_acquired"

@@ -32,6 +32,7 @@ MAX_INSTANCE_TYPES = 10  # BatchCompute InstanceTypes
 MAX_NAME_LENGTH = 60
 MAX_USER_DATA_BYTES = 16 * 1024
 MAX_PRICE = Decimal("10000")
+MAX_DESCRIPTION_LENGTH = 1000
 RESERVED_TAG_PREFIX = "spot-controller:"
 
 # Columns a user may set with the CLI (and the parser that checks each).
@@ -53,6 +54,8 @@ USER_COLUMNS = (
     "project_id",
     "tags",
     *CAPACITY_COLUMNS,
+    "description",
+    "terminate_node_ids",
 )
 STATUS_COLUMNS = (
     "status",
@@ -71,6 +74,7 @@ SECURITY_GROUP_RE = re.compile(r"^sg-[a-z0-9]{8}$")
 VPC_RE = re.compile(r"^vpc-[a-z0-9]{8}$")
 SUBNET_RE = re.compile(r"^subnet-[a-z0-9]{8}$")
 KEY_ID_RE = re.compile(r"^skey-[a-z0-9]{8}$")
+NODE_ID_RE = re.compile(r"^node-[a-z0-9]{8}$")
 # Plain ASCII numbers of sane length only: int() and Decimal() also read "1_0" (10), "٣" (3),
 # "NaN" and "1e-99999999" (> 0, yet formatted as "0"), which the CLI or a text value in a
 # SQLite column lets through and which are no count or price a user meant.
@@ -97,6 +101,8 @@ class EnvironmentSpec:
     user_data: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     capacity: CapacityPolicy = DEFAULT_CAPACITY
+    # Nodes to end first when the desired count is scaled in (TerminateComputeNodes).
+    terminate_node_ids: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:  # user data may carry secrets
         return f"EnvironmentSpec(id={self.id!r}, name={self.name!r}, desired={self.desired_count})"
@@ -106,6 +112,11 @@ def _list(raw: Any) -> tuple[str, ...]:
     if raw is None:
         return ()
     return tuple(part.strip() for part in str(raw).split(",") if part.strip())
+
+
+def node_id_list(raw: Any) -> tuple[str, ...]:
+    """The node ids of ``terminate_node_ids``, as written."""
+    return _list(raw)
 
 
 def _match(field_name: str, value: str, pattern: re.Pattern[str], example: str) -> str:
@@ -281,6 +292,17 @@ def validate_tags(raw: Any) -> dict[str, str]:
     return tags
 
 
+def validate_description(raw: Any) -> str:
+    text = "" if raw is None else str(raw)
+    if len(text) > MAX_DESCRIPTION_LENGTH:
+        raise ValidationFailed(
+            "description", f"must be at most {MAX_DESCRIPTION_LENGTH} characters, got {len(text)}"
+        )
+    if any(unicodedata.category(ch) in ("Cc", "Cf") and ch not in "\n\t" for ch in text):
+        raise ValidationFailed("description", "must not contain control or format characters")
+    return text
+
+
 def parse_environment(row: Mapping[str, Any], region: str) -> EnvironmentSpec:
     """Validate a ``compute_environments`` row; ValidationFailed names the first bad field."""
     types = [validate_instance_type(row.get("instance_type"))]
@@ -312,6 +334,10 @@ def parse_environment(row: Mapping[str, Any], region: str) -> EnvironmentSpec:
     instance_name = (row.get("instance_name") or "").strip() or None
     if instance_name and len(instance_name) > 128:
         raise ValidationFailed("instance_name", "must be at most 128 characters")
+    validate_description(row.get("description"))
+    terminate_node_ids = _list(row.get("terminate_node_ids"))
+    for node_id in terminate_node_ids:
+        _match("terminate_node_ids", node_id, NODE_ID_RE, "node-0a1b2c3d")
     try:
         project_id = int(row.get("project_id") or 0)
     except (TypeError, ValueError):
@@ -332,4 +358,5 @@ def parse_environment(row: Mapping[str, Any], region: str) -> EnvironmentSpec:
         user_data=validate_user_data(row.get("user_data")),
         tags=validate_tags(row.get("tags")),
         capacity=validate_capacity(row),
+        terminate_node_ids=frozenset(terminate_node_ids),
     )

@@ -85,6 +85,8 @@ class EnvironmentView(View):
     compensate_after_s: Any
     disruption_budget: Any
     max_hourly_spend: Any
+    description: str
+    terminate_node_ids: str
     # The split of the running instances, and the hourly spend of those alive or launching.
     spot_running: int = 0
     on_demand_running: int = 0

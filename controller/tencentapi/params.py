@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from controller.simulator.errors import ApiError
+from controller.tencentapi.errors import ApiError
 
 
 class Params:

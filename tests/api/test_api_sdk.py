@@ -1,0 +1,177 @@
+"""Tencent's batch SDK drives compute environments on spot-controller, over real HTTP, with the
+engine and the simulator running, on SQLite and PostgreSQL. Ground truth is the simulator's
+instances and the database rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controller.cloud.client import CvmClient
+from controller.store.store import Store
+from tests.api.rig import Batch, api_endpoint, api_settings, new_key
+from tests.support.polling import eventually
+from tests.support.world import World, running_engine, settings_for
+
+# Tencent's documented example, as a spot environment (ap-guangzhou-3, S2.MEDIUM4, "0.60").
+SPOT_ENV: dict[str, Any] = {
+    "ComputeEnv": {
+        "EnvName": "sdk-env",
+        "EnvDescription": "made by the batch SDK",
+        "EnvType": "MANAGED",
+        "DesiredComputeNodeCount": 2,
+        "EnvData": {
+            "InstanceType": "S2.MEDIUM4",
+            "ImageId": "img-pmqg1cw7",
+            "InstanceChargeType": "SPOTPAID",
+            "InstanceMarketOptions": {
+                "MarketType": "spot",
+                "SpotOptions": {"MaxPrice": "0.60", "SpotInstanceType": "one-time"},
+            },
+        },
+        "Tags": [{"Key": "team", "Value": "ml"}],
+    },
+    "Placement": {"Zone": "ap-guangzhou-3"},
+    "ClientToken": "sdk-create-1",
+}
+
+
+async def test_the_batch_sdk_creates_scales_inspects_and_deletes_an_environment(
+    database_url: str, sim_url: str, world: World, store: Store
+) -> None:
+    settings = api_settings(settings_for(database_url, sim_url))
+    async with (
+        running_engine(settings, store),
+        CvmClient(settings) as cvm,
+        api_endpoint(settings, store, cvm) as (endpoint, _),
+    ):
+        batch = Batch(endpoint, *await new_key(store, "ops"))
+
+        env_id = (await batch("CreateComputeEnv", SPOT_ENV))["EnvId"]
+        # The same ClientToken again: the same environment, not a second one.
+        assert (await batch("CreateComputeEnv", SPOT_ENV))["EnvId"] == env_id
+        rows = await store.list_environments()
+        assert [r["id"] for r in rows] == [env_id]
+        row = rows[0]
+        assert (row["zone"], row["instance_type"], row["image_id"]) == (
+            "ap-guangzhou-3",
+            "S2.MEDIUM4",
+            "img-pmqg1cw7",
+        )
+        assert (row["max_price"], row["desired_count"], row["description"]) == (
+            "0.6",
+            2,
+            "made by the batch SDK",
+        )
+
+        async def running(n: int) -> bool:
+            return await world.running(env_id) == n and len(await world.alive(env_id)) == n
+
+        await eventually(lambda: running(2), what="2 instances RUNNING in the simulator")
+
+        async def metrics_show(n: int) -> bool:
+            answer = await batch("DescribeComputeEnv", {"EnvId": env_id})
+            return answer["ComputeNodeMetrics"]["RunningCount"] == n
+
+        await eventually(lambda: metrics_show(2), what="DescribeComputeEnv RunningCount 2")
+        shown = await batch("DescribeComputeEnv", {"EnvId": env_id})
+        truth = {i["InstanceId"] for i in await world.alive(env_id)}
+        assert {n["ComputeNodeInstanceId"] for n in shown["ComputeNodeSet"]} == truth
+        assert {n["ComputeNodeState"] for n in shown["ComputeNodeSet"]} == {"RUNNING"}
+        assert shown["DesiredComputeNodeCount"] == 2
+        assert shown["Tags"] == [{"Key": "team", "Value": "ml"}]
+
+        await batch("ModifyComputeEnv", {"EnvId": env_id, "DesiredComputeNodeCount": 4})
+        assert (await store.get_environment(env_id) or {})["desired_count"] == 4
+        await eventually(lambda: running(4), what="4 instances RUNNING after ModifyComputeEnv")
+
+        # A row written with plain SQL is listed like any other.
+        sql_env = await store.insert_environment(
+            {
+                "name": "by-sql",
+                "zone": "ap-guangzhou-3",
+                "instance_type": "S2.MEDIUM4",
+                "image_id": "img-pmqg1cw7",
+                "max_price": "0.5",
+                "desired_count": 0,
+            }
+        )
+        listed = await batch("DescribeComputeEnvs", {})
+        assert listed["TotalCount"] == 2
+        assert {e["EnvId"] for e in listed["ComputeEnvSet"]} == {env_id, sql_env["id"]}
+        by_name = await batch(
+            "DescribeComputeEnvs", {"Filters": [{"Name": "env-name", "Values": ["by-sql"]}]}
+        )
+        assert [e["EnvId"] for e in by_name["ComputeEnvSet"]] == [sql_env["id"]]
+        by_tag = await batch(
+            "DescribeComputeEnvs", {"Filters": [{"Name": "tag:team", "Values": ["ml"]}]}
+        )
+        assert [e["EnvId"] for e in by_tag["ComputeEnvSet"]] == [env_id]
+        paged = await batch("DescribeComputeEnvs", {"Offset": 1, "Limit": 1})
+        assert paged["TotalCount"] == 2
+        assert len(paged["ComputeEnvSet"]) == 1
+
+        async def creations() -> list[dict[str, Any]]:
+            answer = await batch("DescribeComputeEnvActivities", {"EnvId": env_id, "Limit": 100})
+            assert answer["TotalCount"] == len(answer["ActivitySet"])
+            return [
+                a
+                for a in answer["ActivitySet"]
+                if a["ComputeNodeActivityType"] == "CREATE_COMPUTE_NODE"
+            ]
+
+        async def all_succeeded() -> bool:
+            created = await creations()
+            return len(created) == 4 and {a["ActivityState"] for a in created} == {"SUCCEED"}
+
+        await eventually(all_succeeded, what="4 CREATE_COMPUTE_NODE activities SUCCEED")
+        created = await creations()
+        causes = {a["Cause"] for a in created}
+        assert "CreateComputeEnv: the capacity is 2" in causes
+        assert "ModifyComputeEnv: increase the capacity from 2 to 4" in causes
+        assert {a["InstanceId"] for a in created} == {
+            i["InstanceId"] for i in await world.alive(env_id)
+        }
+
+        info = await batch("DescribeComputeEnvCreateInfo", {"EnvId": env_id})
+        assert info["EnvData"]["InstanceMarketOptions"]["SpotOptions"]["MaxPrice"] == "0.6"
+        assert info["EnvData"]["InstanceTypes"] == ["S2.MEDIUM4"]
+
+        # A targeted scale-in: the named node ends, the desired count drops by one.
+        victim = (await batch("DescribeComputeEnv", {"EnvId": env_id}))["ComputeNodeSet"][0]
+        await batch(
+            "TerminateComputeNodes", {"EnvId": env_id, "ComputeNodeIds": [victim["ComputeNodeId"]]}
+        )
+        assert (await store.get_environment(env_id) or {})["desired_count"] == 3
+
+        async def victim_gone() -> bool:
+            alive = {i["InstanceId"] for i in await world.alive(env_id)}
+            return victim["ComputeNodeInstanceId"] not in alive and len(alive) == 3
+
+        await eventually(victim_gone, what="the named node terminated, 3 left")
+        node_filter = {"Name": "compute-node-id", "Values": [victim["ComputeNodeId"]]}
+        history = await batch(
+            "DescribeComputeEnvActivities", {"EnvId": env_id, "Filters": node_filter}
+        )
+        assert {a["ComputeNodeActivityType"] for a in history["ActivitySet"]} >= {
+            "CREATE_COMPUTE_NODE",
+            "TERMINATE_COMPUTE_NODE",
+        }
+
+        await batch("DeleteComputeEnv", {"EnvId": env_id})
+        assert await store.get_environment(env_id) is None
+
+        async def all_gone() -> bool:
+            return not await world.alive(env_id)
+
+        await eventually(all_gone, what="every instance terminated after DeleteComputeEnv")
+        gone = await batch.refused("DescribeComputeEnv", {"EnvId": env_id})
+        assert gone.code == "ResourceNotFound.ComputeEnv"
+        audited = await store.list_audit()
+        assert [(a["action"], a["result"], a["key_name"]) for a in reversed(audited)] == [
+            ("CreateComputeEnv", "OK", "ops"),
+            ("CreateComputeEnv", "OK", "ops"),
+            ("ModifyComputeEnv", "OK", "ops"),
+            ("TerminateComputeNodes", "OK", "ops"),
+            ("DeleteComputeEnv", "OK", "ops"),
+        ]
+        assert {a["env_id"] for a in audited} == {env_id}
