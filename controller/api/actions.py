@@ -16,8 +16,10 @@ from typing import Any
 from controller.api import mapping, shapes
 from controller.api.catalog import Catalog
 from controller.api.refusals import CREATE_FIELDS, MODIFY_FIELDS, NODE_FIELDS, refusal
+from controller.core import spec
 from controller.errors import ValidationFailed
 from controller.service import EnvironmentNotFound, Environments, EnvironmentView
+from controller.service.environments import validate_new_environment
 from controller.tencentapi.errors import ApiError
 from controller.tencentapi.params import Params
 
@@ -139,11 +141,28 @@ async def _selected(call: Call, params: Params, known: Sequence[str]) -> list[En
     return [e for e in envs if _matches(e, filters)]
 
 
+def _split(text: str) -> list[str]:
+    return [p for p in text.split(",") if p]
+
+
+async def _check_offered(call: Call, row: dict[str, Any], field: str) -> None:
+    """Instance types CVM sells in the environment's zones (when this server can ask CVM)."""
+    if call.catalog is None or "instance_type" not in row:
+        return
+    types = [row["instance_type"], *_split(row.get("fallback_instance_types", ""))]
+    zones = [row["zone"], *_split(row.get("fallback_zones", ""))]
+    await call.catalog.check_offered(types, zones, field)
+
+
 async def create_compute_env(call: Call, params: Params) -> dict[str, Any]:
     params.reject_unknown(("ComputeEnv", "Placement", "ClientToken"))
     row = mapping.new_environment(params)
+    token = params.string("ClientToken")
     try:
-        env = await call.environments.create(row, client_token=params.string("ClientToken"))
+        validate_new_environment(row, call.environments.region)  # the rules, before CVM
+        many = bool(row.get("fallback_instance_types"))
+        await _check_offered(call, row, f"ComputeEnv.EnvData.InstanceType{'s' if many else ''}")
+        env = await call.environments.create(row, client_token=token)
     except ValidationFailed as exc:
         raise refusal(exc, CREATE_FIELDS) from None
     return {"EnvId": env.id}
@@ -179,8 +198,17 @@ async def modify_compute_env(call: Call, params: Params) -> dict[str, Any]:
         ("EnvId", "DesiredComputeNodeCount", "EnvName", "EnvDescription", "EnvData")
     )
     env = await _environment(call, _env_id(params))
+    changes = mapping.changes(params)
     try:
-        await call.environments.update(env.id, mapping.changes(params))
+        if "instance_type" in changes:
+            for itype in [changes["instance_type"], *_split(changes["fallback_instance_types"])]:
+                spec.validate_instance_type(itype)
+            await _check_offered(
+                call,
+                {**changes, "zone": env.zone, "fallback_zones": env.fallback_zones},
+                "EnvData.InstanceTypes",
+            )
+        await call.environments.update(env.id, changes)
     except ValidationFailed as exc:
         raise refusal(exc, MODIFY_FIELDS) from None
     return {}

@@ -99,6 +99,20 @@ class Catalog:
         ]
         return {"InstanceTypeQuotaSet": items}
 
+    async def check_offered(self, types: list[str], zones: list[str], field: str) -> None:
+        """InvalidParameterValue.InstanceType unless each type is sold in one of ``zones``."""
+        answer = await self._ask(
+            "DescribeZoneInstanceConfigInfos", {"Filters": [{"Name": "zone", "Values": zones}]}
+        )
+        offered = {item.get("InstanceType") for item in answer.get("InstanceTypeQuotaSet", [])}
+        for itype in types:
+            if itype not in offered:
+                raise ApiError(
+                    "InvalidParameterValue.InstanceType",
+                    f"`{field}` {itype!r} is not offered in {', '.join(zones)} "
+                    "(CVM DescribeZoneInstanceConfigInfos).",
+                )
+
     async def _type_configs(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
         answer = await self._ask(
             "DescribeInstanceTypeConfigs", {"Filters": filters} if filters else {}
