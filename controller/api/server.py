@@ -41,6 +41,7 @@ log = get_logger()
 SERVICE = "batch"
 VERSION = "2017-03-12"
 MAX_BODY_BYTES = 1024 * 1024
+GRACEFUL_SHUTDOWN_S = 2
 
 
 class _TooLarge(Exception):
@@ -89,6 +90,13 @@ class ApiServer:
         except StoreError as exc:
             response = wire.error_fields(
                 ApiError("InternalError", f"The database did not answer: {exc}"), None
+            )
+            result = "InternalError"
+        except Exception as exc:  # a bug: answered as Tencent would, and said loudly
+            log.error(Event.API_FAILED, action=action, request_id=request_id, error=repr(exc))
+            response = wire.error_fields(
+                ApiError("InternalError", "An internal error occurred; see the server's log."),
+                None,
             )
             result = "InternalError"
         if key is not None and action in MUTATING:
@@ -248,9 +256,11 @@ async def serve(
     """Serve the API on a bound socket until ``stop`` is set."""
     config = uvicorn.Config(
         build_app(server),
-        log_level="warning",
+        log_level="critical",  # our own lines say what happens (uvicorn's would not parse)
         access_log=False,
         lifespan="off",
+        # An SDK keeps its connection open: closed after this long, not waited for forever.
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         ssl_certfile=tls_cert or None,
         ssl_keyfile=tls_key or None,
     )

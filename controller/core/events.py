@@ -25,6 +25,7 @@ class Event(StrEnum):
     API_LISTENING = "api_listening"
     API_AUDIT = "api_audit"
     API_REFUSED = "api_refused"
+    API_FAILED = "api_failed"
     API_DEMO_KEY_CREATED = "api_demo_key_created"
     HEARTBEAT = "heartbeat"
     # leadership
