@@ -227,6 +227,24 @@ def test_tccli_batch_against_run_simulate(tmp_path: Path) -> None:
         assert len(shown["ComputeNodeSet"]) == 3, shown
         activities = _tccli(endpoint, tmp_path, "DescribeComputeEnvActivities", "--EnvId", env_id)
         assert activities["TotalCount"] >= 3, activities
+        node = shown["ComputeNodeSet"][0]
+        ended = _tccli(
+            endpoint, tmp_path, "TerminateComputeNodes", "--EnvId", env_id,
+            "--ComputeNodeIds", json.dumps([node["ComputeNodeId"]]),
+        )  # fmt: skip
+        assert "RequestId" in ended, ended
+
+        def two_left() -> bool:
+            shown = batch._call("DescribeComputeEnv", {"EnvId": env_id})
+            ids = {n["ComputeNodeInstanceId"] for n in shown["ComputeNodeSet"]}
+            return bool(
+                shown["DesiredComputeNodeCount"] == 2
+                and shown["ComputeNodeMetrics"]["RunningCount"] == 2
+                and len(ids) == 2
+                and node["ComputeNodeInstanceId"] not in ids
+            )
+
+        _until(two_left, "the named node gone after tccli batch TerminateComputeNodes")
         refused = _tccli(endpoint, tmp_path, "DescribeComputeEnv", "--EnvId", "env-zzzzzzzz")
         assert "ResourceNotFound.ComputeEnv" in refused["raw"], refused
         deleted = _tccli(endpoint, tmp_path, "DeleteComputeEnv", "--EnvId", env_id)
