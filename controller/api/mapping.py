@@ -66,12 +66,10 @@ ENV_DATA = (
     "Zones",
     "VirtualPrivateClouds",
 )
+# EnvData fields passed on to RunInstances as given (the launch_options column, checked there).
+LAUNCH_OPTIONS = ("SystemDisk", "DataDisks", "InternetAccessible", "EnhancedService")
 # EnvData fields the launch has no column for yet: refused rather than dropped.
 NOT_YET = {
-    "SystemDisk": "instances get the image's default system disk",
-    "DataDisks": "instances get no data disk",
-    "InternetAccessible": "instances get CVM's default network billing and no public bandwidth",
-    "EnhancedService": "instances get CVM's default agents",
     "InstanceTypeOptions": "give InstanceType or InstanceTypes",
     "VirtualPrivateClouds": "give one VirtualPrivateCloud",
 }
@@ -171,10 +169,10 @@ def _bid(env_data: Params) -> dict[str, Any]:
 
 
 def _launch(env_data: Params, row: dict[str, Any]) -> None:
-    for name, why in NOT_YET.items():
-        if env_data.has(name):
-            raise unsupported(env_data.name(name), why)
     row["image_id"] = env_data.string("ImageId", required=True)
+    options = {name: env_data.value(name) for name in LAUNCH_OPTIONS if env_data.has(name)}
+    if options:
+        row["launch_options"] = json.dumps(options, ensure_ascii=False)
     if (instance_name := env_data.string("InstanceName")) is not None:
         row["instance_name"] = instance_name
     if (groups := env_data.strings("SecurityGroupIds")) is not None:
@@ -249,6 +247,9 @@ def new_environment(params: Params) -> dict[str, Any]:
     env_data = env.object("EnvData", required=True)
     assert env_data is not None
     env_data.reject_unknown(ENV_DATA)
+    for name, why in NOT_YET.items():
+        if env_data.has(name):
+            raise unsupported(env_data.name(name), why)
     types = _instance_types(env_data)
     zone = placement.string("Zone", required=True)
     zones = [z for z in (env_data.strings("Zones") or []) if z != zone]

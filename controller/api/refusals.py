@@ -31,6 +31,7 @@ CREATE_FIELDS = {
     "instance_name": "ComputeEnv.EnvData.InstanceName",
     "tags": "ComputeEnv.Tags",
     "client_token": "ClientToken",
+    "launch_options": "ComputeEnv.EnvData",
 }
 MODIFY_FIELDS = {
     "name": "EnvName",
@@ -61,6 +62,8 @@ def _code(error: ValidationFailed) -> str:
         return "InvalidParameter.ComputeNodeIdMalformed"
     if column == "client_token":
         return "InvalidParameter"
+    if column == "launch_options":
+        return "InvalidParameter.CvmParameters"
     return "InvalidParameterValue.ComputeEnv"
 
 
@@ -86,4 +89,7 @@ def refusal(error: ValidationFailed, fields: dict[str, str]) -> ApiError:
             f"`ComputeNodeIds`: {error.rule}.",
         )
     field = fields.get(error.field, error.field)
+    if error.field == "launch_options":  # the rule starts with the path inside EnvData
+        path, _, rule = error.rule.partition(" ")
+        return ApiError(_code(error), f"`{field}.{path}` {rule}.")
     return ApiError(_code(error), f"`{field}` {error.rule} ({error.field}).")

@@ -162,6 +162,12 @@ def env_data(env: EnvironmentView) -> dict[str, Any]:
         data["VirtualPrivateCloud"] = {"VpcId": env.vpc_id, "SubnetId": env.subnet_id}
     if key_ids := _list(env.key_ids):
         data["LoginSettings"] = {"KeyIds": key_ids}
+    try:
+        options = json.loads(env.launch_options) if env.launch_options else {}
+    except ValueError:  # a plain-SQL value the daemon reports INVALID: not shown
+        options = {}
+    if isinstance(options, dict):
+        data.update(options)
     return data
 
 

@@ -112,6 +112,13 @@ _LAUNCH_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         "--max-hourly-spend",
         help="Cap on the environment's hourly spend, CNY per hour (default: none).",
     ),
+    click.option(
+        "--launch-options",
+        metavar="JSON",
+        help="RunInstances fields passed on: SystemDisk, DataDisks, InternetAccessible, "
+        'EnhancedService, e.g. \'{"SystemDisk": {"DiskType": "CLOUD_PREMIUM", "DiskSize": 100}}\'.',
+    ),
+    click.option("--description", help="Free text (at most 1000 characters)."),
 ]
 
 

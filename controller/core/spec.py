@@ -24,6 +24,7 @@ from controller.core.capacity import (
     validate_capacity,
 )
 from controller.core.instances import Offering
+from controller.core.launch_options import validate_launch_options
 from controller.core.regions import region_of_zone
 from controller.errors import ValidationFailed
 
@@ -56,6 +57,7 @@ USER_COLUMNS = (
     *CAPACITY_COLUMNS,
     "description",
     "terminate_node_ids",
+    "launch_options",
 )
 STATUS_COLUMNS = (
     "status",
@@ -103,6 +105,7 @@ class EnvironmentSpec:
     capacity: CapacityPolicy = DEFAULT_CAPACITY
     # Nodes to end first when the desired count is scaled in (TerminateComputeNodes).
     terminate_node_ids: frozenset[str] = frozenset()
+    launch_options: str | None = None  # canonical JSON of RunInstances fields passed on
 
     def __repr__(self) -> str:  # user data may carry secrets
         return f"EnvironmentSpec(id={self.id!r}, name={self.name!r}, desired={self.desired_count})"
@@ -359,4 +362,5 @@ def parse_environment(row: Mapping[str, Any], region: str) -> EnvironmentSpec:
         tags=validate_tags(row.get("tags")),
         capacity=validate_capacity(row),
         terminate_node_ids=frozenset(terminate_node_ids),
+        launch_options=validate_launch_options(row.get("launch_options")),
     )

@@ -87,6 +87,7 @@ class EnvironmentView(View):
     max_hourly_spend: Any
     description: str
     terminate_node_ids: str
+    launch_options: str
     # The split of the running instances, and the hourly spend of those alive or launching.
     spot_running: int = 0
     on_demand_running: int = 0

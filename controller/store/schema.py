@@ -137,9 +137,11 @@ compute_environments = sa.Table(
     sa.Column("disruption_budget", sa.Integer, nullable=True),  # NULL: 10 % of desired
     sa.Column("max_hourly_spend", sa.Numeric(12, 5), nullable=True),  # NULL: no cap
     # migration 0006: BatchCompute's EnvDescription; the nodes a TerminateComputeNodes asked
-    # to end first when the lowered desired count is scaled in (comma-separated node ids)
+    # to end first when the lowered desired count is scaled in (comma-separated node ids);
     sa.Column("description", sa.Text, nullable=False, server_default=""),
     sa.Column("terminate_node_ids", sa.Text, nullable=False, server_default=""),
+    # RunInstances' SystemDisk, DataDisks, InternetAccessible, EnhancedService as one JSON object
+    sa.Column("launch_options", sa.Text, nullable=False, server_default=""),
     sa.Column(
         "created_at",
         UTCDateTime,

@@ -27,6 +27,10 @@ class Params:
     def has(self, key: str) -> bool:
         return self._data.get(key) is not None
 
+    def value(self, key: str) -> Any:
+        """The parameter as it came (plain JSON), for a value passed on without reading it."""
+        return self._data.get(key)
+
     def reject_unknown(self, known: Iterable[str]) -> None:
         allowed = set(known)
         for key in self._data:

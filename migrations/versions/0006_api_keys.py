@@ -1,7 +1,8 @@
 """The BatchCompute-compatible API: API keys (secrets encrypted), the audit log, ClientTokens
-of CreateComputeEnv, and two user columns of compute_environments: ``description``
-(EnvDescription) and ``terminate_node_ids`` (the nodes TerminateComputeNodes asked to end
-first when the lowered desired count is scaled in).
+of CreateComputeEnv, and three user columns of compute_environments: ``description``
+(EnvDescription), ``terminate_node_ids`` (the nodes TerminateComputeNodes asked to end
+first when the lowered desired count is scaled in) and ``launch_options`` (RunInstances'
+SystemDisk, DataDisks, InternetAccessible and EnhancedService, as one JSON object).
 
 The new columns are added in place (no table rebuild on SQLite, so its triggers stay) and the
 revision triggers are created again over every user column, as 0003 asks of a later
@@ -49,7 +50,7 @@ OLD_WATCHED = (
     "disruption_budget",
     "max_hourly_spend",
 )
-NEW_USER_COLUMNS = ("description", "terminate_node_ids")
+NEW_USER_COLUMNS = ("description", "terminate_node_ids", "launch_options")
 BUMP = "UPDATE environment_revision SET revision = revision + 1 WHERE id = 1"
 PG_FUNCTION = "spot_controller_bump_environment_revision"
 PG_TRIGGER = "compute_environments_bump_revision"

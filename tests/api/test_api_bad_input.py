@@ -130,8 +130,26 @@ BAD_CREATES = [
         "InvalidParameter.EnvDescriptionTooLong",
     ),
     (
-        "system disk",
-        spot(ComputeEnv__EnvData__SystemDisk={"DiskSize": 50}),
+        "system disk too small",
+        spot(ComputeEnv__EnvData__SystemDisk={"DiskSize": 5}),
+        "InvalidParameter.CvmParameters",
+    ),
+    (
+        "unknown disk type",
+        spot(ComputeEnv__EnvData__DataDisks=[{"DiskType": "FLOPPY", "DiskSize": 10}]),
+        "InvalidParameter.CvmParameters",
+    ),
+    (
+        "bandwidth 500",
+        spot(ComputeEnv__EnvData__InternetAccessible={"InternetMaxBandwidthOut": 500}),
+        "InvalidParameter.CvmParameters",
+    ),
+    (
+        "type options",
+        spot(
+            ComputeEnv__EnvData__InstanceType=None,
+            ComputeEnv__EnvData__InstanceTypeOptions={"CPU": 2, "Memory": 4},
+        ),
         "InvalidParameterValue.ComputeEnv",
     ),
     (

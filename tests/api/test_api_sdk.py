@@ -175,3 +175,65 @@ async def test_the_batch_sdk_creates_scales_inspects_and_deletes_an_environment(
             ("DeleteComputeEnv", "OK", "ops"),
         ]
         assert {a["env_id"] for a in audited} == {env_id}
+
+
+async def test_env_data_disks_network_and_login_reach_run_instances(
+    database_url: str, sim_url: str, world: World, store: Store
+) -> None:
+    """EnvData's launch fields are passed on to RunInstances: CVM shows them on the instance."""
+    request = {
+        "ComputeEnv": {
+            "EnvName": "disks",
+            "DesiredComputeNodeCount": 1,
+            "EnvData": {
+                "InstanceTypes": ["S2.MEDIUM4", "S5.MEDIUM4"],
+                "Zones": ["ap-guangzhou-3", "ap-guangzhou-4"],
+                "ImageId": "img-pmqg1cw7",
+                "InstanceName": "batch-node",
+                "SystemDisk": {"DiskType": "CLOUD_PREMIUM", "DiskSize": 100},
+                "DataDisks": [{"DiskType": "CLOUD_SSD", "DiskSize": 200}],
+                "InternetAccessible": {
+                    "InternetChargeType": "TRAFFIC_POSTPAID_BY_HOUR",
+                    "InternetMaxBandwidthOut": 10,
+                },
+                "EnhancedService": {"MonitorService": {"Enabled": False}},
+                "InstanceChargeType": "SPOTPAID",
+                "InstanceMarketOptions": {"SpotOptions": {"MaxPrice": "0.80"}},
+            },
+        },
+        "Placement": {"Zone": "ap-guangzhou-3"},
+    }
+    settings = api_settings(settings_for(database_url, sim_url))
+    async with (
+        running_engine(settings, store),
+        CvmClient(settings) as cvm,
+        api_endpoint(settings, store, cvm) as (endpoint, _),
+    ):
+        batch = Batch(endpoint, *await new_key(store, "ops"))
+        env_id = (await batch("CreateComputeEnv", request))["EnvId"]
+        row = await store.get_environment(env_id) or {}
+        assert (row["fallback_instance_types"], row["fallback_zones"]) == (
+            "S5.MEDIUM4",
+            "ap-guangzhou-4",
+        )
+
+        async def one_alive() -> bool:
+            return len(await world.alive(env_id)) == 1
+
+        await eventually(one_alive, what="the instance launched")
+        [alive] = await world.alive(env_id)
+        shown = await cvm.describe("DescribeInstances", {"InstanceIds": [alive["InstanceId"]]})
+        [instance] = shown["InstanceSet"]
+        assert instance["SystemDisk"]["DiskType"] == "CLOUD_PREMIUM"
+        assert instance["SystemDisk"]["DiskSize"] == 100
+        assert [(d["DiskType"], d["DiskSize"]) for d in instance["DataDisks"]] == [
+            ("CLOUD_SSD", 200)
+        ]
+        assert instance["InternetAccessible"]["InternetMaxBandwidthOut"] == 10
+        assert instance["InstanceName"] == "batch-node"
+        info = await batch("DescribeComputeEnvCreateInfo", {"EnvId": env_id})
+        data = info["EnvData"]
+        assert data["SystemDisk"]["DiskSize"] == 100
+        assert data["InstanceTypes"] == ["S2.MEDIUM4", "S5.MEDIUM4"]
+        assert data["Zones"] == ["ap-guangzhou-3", "ap-guangzhou-4"]
+        assert data["EnhancedService"]["MonitorService"]["Enabled"] is False

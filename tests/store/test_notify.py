@@ -145,6 +145,7 @@ async def test_update_of_every_user_column_notifies(pg_url: str, engine: AsyncEn
         "max_hourly_spend": 3.5,
         "description": "the API's EnvDescription",
         "terminate_node_ids": "node-0a1b2c3d",
+        "launch_options": '{"SystemDisk": {"DiskSize": 100}}',
     }
     assert set(values) == set(USER_COLUMNS)
     env_id = await insert(engine)
