@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from controller.api.actions import ACTIONS, JOB_ACTIONS, MUTATING, Call
+from controller.api.actions import ACTIONS, ENV_ID, JOB_ACTIONS, MUTATING, Call
 from controller.api.catalog import Catalog
 from controller.api.keys import KeyRing, LiveKey
 from controller.api.limits import RateLimits
@@ -42,10 +42,6 @@ SERVICE = "batch"
 VERSION = "2017-03-12"
 MAX_BODY_BYTES = 1024 * 1024
 GRACEFUL_SHUTDOWN_S = 2
-
-
-class _TooLarge(Exception):
-    pass
 
 
 @dataclass
@@ -75,7 +71,8 @@ class ApiServer:
             key = await self._authenticate(headers, body)
             self._check_call(headers, action, key)
             data = wire.parse_body(body)
-            env_id = data["EnvId"] if isinstance(data.get("EnvId"), str) else None
+            named = data.get("EnvId")
+            env_id = named if isinstance(named, str) and ENV_ID.match(named) else None
             params = Params(data)
             response = await ACTIONS[action](Call(self.environments, self.catalog), params)
             env_id = env_id or response.get("EnvId")
