@@ -73,6 +73,10 @@ def _filters(params: Params, known: tuple[str, ...]) -> list[dict[str, Any]]:
     return out
 
 
+def _cvm_failed(action: str, exc: CloudError) -> ApiError:
+    return ApiError("InternalError.CallCvm", f"CVM {action} failed: {exc.code}")
+
+
 def category_of(family: str) -> str:
     for prefix, category in CATEGORIES:
         if family.startswith(prefix):
@@ -84,15 +88,22 @@ class Catalog:
     def __init__(self, client: CvmClient) -> None:
         self.client = client
 
-    async def _ask(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
+    async def _configs(self, filters: list[dict[str, Any]]) -> dict[str, Any]:
         try:
-            return await self.client.describe(action, params)
+            return await self.client.zone_instance_config_infos(filters)
         except CloudError as exc:
-            raise ApiError("InternalError.CallCvm", f"CVM {action} failed: {exc.code}") from None
+            raise _cvm_failed("DescribeZoneInstanceConfigInfos", exc) from None
+
+    async def _type_configs(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        try:
+            answer = await self.client.instance_type_configs(filters)
+        except CloudError as exc:
+            raise _cvm_failed("DescribeInstanceTypeConfigs", exc) from None
+        return list(answer.get("InstanceTypeConfigSet", []))
 
     async def zone_instance_config_infos(self, params: Params) -> dict[str, Any]:
         filters = _filters(params, CONFIG_FILTERS)
-        answer = await self._ask("DescribeZoneInstanceConfigInfos", {"Filters": filters})
+        answer = await self._configs(filters)
         items = [
             {k: v for k, v in item.items() if k in QUOTA_ITEM}
             for item in answer.get("InstanceTypeQuotaSet", [])
@@ -101,9 +112,7 @@ class Catalog:
 
     async def check_offered(self, types: list[str], zones: list[str], field: str) -> None:
         """InvalidParameterValue.InstanceType unless each type is sold in one of ``zones``."""
-        answer = await self._ask(
-            "DescribeZoneInstanceConfigInfos", {"Filters": [{"Name": "zone", "Values": zones}]}
-        )
+        answer = await self._configs([{"Name": "zone", "Values": zones}])
         offered = {item.get("InstanceType") for item in answer.get("InstanceTypeQuotaSet", [])}
         for itype in types:
             if itype not in offered:
@@ -112,12 +121,6 @@ class Catalog:
                     f"`{field}` {itype!r} is not offered in {', '.join(zones)} "
                     "(CVM DescribeZoneInstanceConfigInfos).",
                 )
-
-    async def _type_configs(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        answer = await self._ask(
-            "DescribeInstanceTypeConfigs", {"Filters": filters} if filters else {}
-        )
-        return list(answer.get("InstanceTypeConfigSet", []))
 
     async def available_instance_types(self, params: Params) -> dict[str, Any]:
         configs = await self._type_configs(_filters(params, TYPE_FILTERS))

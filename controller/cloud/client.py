@@ -76,6 +76,10 @@ T = TypeVar("T")
 JsonObject = dict[str, Any]
 
 
+def _as_is(response: JsonObject) -> JsonObject:
+    return response
+
+
 class CvmClient:
     """Async client of the CVM actions the controller uses.
 
@@ -265,12 +269,14 @@ class CvmClient:
             "InquiryPriceRunInstances", inquiry_price_params(request), parse_inquiry_price
         )
 
-    async def describe(self, action: str, params: JsonObject) -> JsonObject:
-        """A read-only call whose answer is passed on as it came (the BatchCompute API's
-        instance-type catalog); only ``Describe*`` actions."""
-        if not action.startswith("Describe"):
-            raise ValueError(f"{action} is not a read-only action")
-        return await self._call(action, params, lambda response: response)
+    # The BatchCompute API's instance-type catalog: CVM's answers passed on as they came.
+
+    async def zone_instance_config_infos(self, filters: list[JsonObject]) -> JsonObject:
+        return await self._call("DescribeZoneInstanceConfigInfos", {"Filters": filters}, _as_is)
+
+    async def instance_type_configs(self, filters: list[JsonObject]) -> JsonObject:
+        params: JsonObject = {"Filters": filters} if filters else {}
+        return await self._call("DescribeInstanceTypeConfigs", params, _as_is)
 
     # -- paging ----------------------------------------------------------------------------
 

@@ -4,11 +4,13 @@ instances and the database rows."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from controller.cloud.client import CvmClient
+from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY
 from controller.store.store import Store
-from tests.api.rig import Batch, api_endpoint, api_settings, new_key
+from tests.api.rig import Batch, api_endpoint, api_settings, new_key, signed_post
 from tests.support.polling import eventually
 from tests.support.world import World, running_engine, settings_for
 
@@ -222,7 +224,12 @@ async def test_env_data_disks_network_and_login_reach_run_instances(
 
         await eventually(one_alive, what="the instance launched")
         [alive] = await world.alive(env_id)
-        shown = await cvm.describe("DescribeInstances", {"InstanceIds": [alive["InstanceId"]]})
+        query = json.dumps({"InstanceIds": [alive["InstanceId"]]}).encode()
+        sim = sim_url.removeprefix("http://")
+        shown = await signed_post(
+            sim, SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY, "DescribeInstances", query,
+            service="cvm",
+        )  # fmt: skip
         [instance] = shown["InstanceSet"]
         assert instance["SystemDisk"]["DiskType"] == "CLOUD_PREMIUM"
         assert instance["SystemDisk"]["DiskSize"] == 100
