@@ -244,3 +244,56 @@ async def test_env_data_disks_network_and_login_reach_run_instances(
         assert data["InstanceTypes"] == ["S2.MEDIUM4", "S5.MEDIUM4"]
         assert data["Zones"] == ["ap-guangzhou-3", "ap-guangzhou-4"]
         assert data["EnhancedService"]["MonitorService"]["Enabled"] is False
+
+
+async def test_modify_renames_describes_and_retypes_and_create_infos_filter(
+    database_url: str, sim_url: str, store: Store
+) -> None:
+    settings = api_settings(settings_for(database_url, sim_url))
+    async with CvmClient(settings) as cvm, api_endpoint(settings, store, cvm) as (endpoint, _):
+        batch = Batch(endpoint, *await new_key(store, "ops"))
+        request = {**SPOT_ENV, "ClientToken": "modify-1"}
+        request["ComputeEnv"] = {**SPOT_ENV["ComputeEnv"], "DesiredComputeNodeCount": 0}
+        env_id = (await batch("CreateComputeEnv", request))["EnvId"]
+        await batch(
+            "ModifyComputeEnv",
+            {
+                "EnvId": env_id,
+                "EnvName": "renamed",
+                "EnvDescription": "now two types",
+                "EnvData": {"InstanceTypes": ["S5.MEDIUM4", "S2.MEDIUM4"]},
+            },
+        )
+        row = await store.get_environment(env_id) or {}
+        assert (row["name"], row["description"]) == ("renamed", "now two types")
+        assert (row["instance_type"], row["fallback_instance_types"]) == (
+            "S5.MEDIUM4",
+            "S2.MEDIUM4",
+        )
+        assert row["desired_count"] == 0  # untouched
+        infos = await batch(
+            "DescribeComputeEnvCreateInfos",
+            {"Filters": [{"Name": "env-name", "Values": ["renamed"]}]},
+        )
+        assert infos["TotalCount"] == 1
+        [info] = infos["ComputeEnvCreateInfoSet"]
+        assert info["EnvData"]["InstanceTypes"] == ["S5.MEDIUM4", "S2.MEDIUM4"]
+        assert info["EnvDescription"] == "now two types"
+        by_zone = await batch(
+            "DescribeComputeEnvs", {"Filters": [{"Name": "zone", "Values": ["ap-guangzhou-4"]}]}
+        )
+        assert by_zone["TotalCount"] == 0
+        by_id = await batch("DescribeComputeEnvs", {"EnvIds": [env_id]})
+        assert [e["EnvName"] for e in by_id["ComputeEnvSet"]] == ["renamed"]
+        categories = await batch("DescribeInstanceCategories")
+        assert {"GENERAL"} <= {c["InstanceCategory"] for c in categories["InstanceCategorySet"]}
+        types = await batch(
+            "DescribeAvailableCvmInstanceTypes",
+            {"Filters": [{"Name": "zone", "Values": ["ap-guangzhou-3"]}]},
+        )
+        assert "S2.MEDIUM4" in {t["InstanceType"] for t in types["InstanceTypeConfigSet"]}
+        configs = await batch(
+            "DescribeCvmZoneInstanceConfigInfos",
+            {"Filters": [{"Name": "instance-charge-type", "Values": ["SPOTPAID"]}]},
+        )
+        assert {i["InstanceChargeType"] for i in configs["InstanceTypeQuotaSet"]} == {"SPOTPAID"}
