@@ -168,6 +168,8 @@ async def _supervise(settings: Settings, store: Store) -> int:
     async with CvmClient(settings) as client:
         engine = Engine(settings, store, client)
         stop = anyio.Event()
+        # Before "started": a bad API configuration (master key, port, TLS) is one line, exit 2.
+        api = prepare_api(settings, store, client) if settings.api_addr else None
         log.info(
             Event.DAEMON_STARTED,
             endpoint=settings.cvm_endpoint,
@@ -176,7 +178,6 @@ async def _supervise(settings: Settings, store: Store) -> int:
             resync_interval_s=settings.resync_interval_s,
         )
         listener = health.bind(settings.http_addr) if settings.http_addr else None
-        api = prepare_api(settings, store, client) if settings.api_addr else None
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_signals, stop, tg.cancel_scope, settings.shutdown_deadline_s)
             tg.start_soon(_heartbeat, engine.view, settings.heartbeat_interval_s)
