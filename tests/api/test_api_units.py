@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from controller.api.keys import Cipher
+from controller.api.limits import RateLimits
 from controller.api.shapes import cause, metrics, node_state
 from controller.errors import ConfigError, ValidationFailed
 from controller.secrets import Secret
@@ -109,3 +110,12 @@ def test_causes_in_batch_words() -> None:
         "ModifyComputeEnv: increase the capacity from 1 to 2"
     )
     assert cause("scale in: desired count lowered to 1") == "scale in: desired count lowered to 1"
+
+
+def test_a_bucket_refills_at_its_rate() -> None:
+    now = [0.0]
+    limits = RateLimits(2.0, clock=lambda: now[0])
+    assert [limits.admit("k") for _ in range(3)] == [True, True, False]
+    now[0] = 0.5  # one call's worth of refill
+    assert [limits.admit("k") for _ in range(2)] == [True, False]
+    assert limits.admit("other")
