@@ -58,6 +58,40 @@ def serve(ctx: click.Context) -> None:
     os._exit(code)  # as `run`: a driver thread must not hold the exit
 
 
+AUDIT_COLUMNS = (
+    ("at", "at"),
+    ("key", "key_name"),
+    ("action", "action"),
+    ("environment", "env_id"),
+    ("result", "result"),
+    ("request id", "request_id"),
+)
+
+
+@api.command("audit")
+@click.option(
+    "--limit", default=50, show_default=True, type=click.IntRange(1, 10000), help="Newest N."
+)
+@OUTPUT_OPTION
+@click.pass_context
+def audit(ctx: click.Context, limit: int, output: str) -> None:
+    """The audit log: every mutating API call, newest first (never a secret or a body)."""
+    settings = settings_of(ctx)
+
+    async def go() -> list[dict[str, object]]:
+        store = await Store.open(settings.database_url, migrate_schema=False)
+        try:
+            rows = await store.list_audit(limit)
+        finally:
+            await store.close()
+        return [
+            {k: (v.strftime("%Y-%m-%dT%H:%M:%SZ") if k == "at" else v) for k, v in r.items()}
+            for r in rows
+        ]
+
+    emit(run_async(go), output, AUDIT_COLUMNS)
+
+
 @click.group("api-key")
 def api_key() -> None:
     """API keys of the BatchCompute-compatible API."""

@@ -142,6 +142,13 @@ def test_keys_from_the_cli_and_the_sdk_against_the_daemon_never_show_a_secret(
         ("ops", "DeleteComputeEnv", "OK"),
     ]
     assert any(e["event"] == "api_listening" for e in daemon.events())
+    shown = run_cli(["api", "audit", "--output", "json"], variables, cwd=tmp_path)
+    assert [(a["key_name"], a["action"], a["result"]) for a in json.loads(shown.stdout)] == [
+        ("ops", "DeleteComputeEnv", "OK"),
+        ("viewer", "ModifyComputeEnv", "UnauthorizedOperation"),
+        ("ops", "CreateComputeEnv", "OK"),
+    ]
+    outputs["api audit"] = shown.stdout + run_cli(["api", "audit"], variables, cwd=tmp_path).stdout
     outputs["tables"] = _tables(db)
     assert ops["secret_id"] in outputs["tables"]  # the keys are there, sealed
     leaks = [
