@@ -23,32 +23,18 @@ down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Frozen copies (a migration must not change when the code does).
-OLD_WATCHED = (
-    "id",
-    "name",
-    "zone",
-    "instance_type",
-    "image_id",
-    "max_price",
-    "desired_count",
-    "fallback_instance_types",
-    "fallback_zones",
-    "instance_name",
-    "security_group_ids",
-    "vpc_id",
-    "subnet_id",
-    "key_ids",
-    "user_data",
-    "project_id",
-    "tags",
-    "created_at",
-    "on_demand_base_count",
-    "on_demand_percentage",
-    "compensate_with_on_demand",
-    "compensate_after_s",
-    "disruption_budget",
-    "max_hourly_spend",
+# Frozen copy (a migration must not change when the code does): the columns the controller
+# writes, which the revision triggers do not watch. Every other column is a user column, read
+# from the table itself, so that this migration watches whatever user columns the migrations
+# before it added, in whatever order they are chained.
+STATUS_COLUMNS = (
+    "status",
+    "status_reason",
+    "running_count",
+    "pending_count",
+    "launching_count",
+    "next_attempt_at",
+    "last_reconciled_at",
 )
 NEW_USER_COLUMNS = ("description", "terminate_node_ids", "launch_options")
 BUMP = "UPDATE environment_revision SET revision = revision + 1 WHERE id = 1"
@@ -81,13 +67,18 @@ def _watch(watched: Sequence[str]) -> None:
         )
 
 
+def _user_columns() -> tuple[str, ...]:
+    columns = sa.inspect(op.get_bind()).get_columns("compute_environments")
+    return tuple(c["name"] for c in columns if c["name"] not in STATUS_COLUMNS)
+
+
 def upgrade() -> None:
     for column in NEW_USER_COLUMNS:
         op.add_column(
             "compute_environments",
             sa.Column(column, sa.Text, nullable=False, server_default=""),
         )
-    _watch(OLD_WATCHED + NEW_USER_COLUMNS)
+    _watch(_user_columns())
     op.create_table(
         "api_keys",
         sa.Column("name", sa.String(64), nullable=False),
@@ -125,9 +116,10 @@ def downgrade() -> None:
     op.drop_index("ix_api_audit_at", table_name="api_audit")
     op.drop_table("api_audit")
     op.drop_table("api_keys")
-    _watch(OLD_WATCHED)  # first: PostgreSQL's trigger depends on the columns it watches
+    older = tuple(c for c in _user_columns() if c not in NEW_USER_COLUMNS)
+    _watch(older)  # first: PostgreSQL's trigger depends on the columns it watches
     with op.batch_alter_table("compute_environments") as batch:
         for column in reversed(NEW_USER_COLUMNS):
             batch.drop_column(column)
     if op.get_bind().dialect.name != "postgresql":
-        _watch(OLD_WATCHED)  # the rebuilt SQLite table lost its triggers
+        _watch(older)  # the rebuilt SQLite table lost its triggers
