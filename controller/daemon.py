@@ -21,6 +21,9 @@ from typing import IO
 import anyio
 
 from controller import __version__, health
+from controller.api.listener import create_demo_key, simulate_settings
+from controller.api.listener import prepare as prepare_api
+from controller.api.listener import run as run_api
 from controller.cloud.client import CvmClient
 from controller.console import DEMO_PASSWORD, Console
 from controller.console.auth import hash_password
@@ -137,8 +140,9 @@ async def run_daemon(
                 base_url = stack.enter_context(
                     background_server(sim, host="127.0.0.1", port=simulator_port)
                 )
-                settings = simulator_settings(settings, base_url)
+                settings = simulate_settings(simulator_settings(settings, base_url))
                 settings, demo_console = simulator_console(settings)
+                await create_demo_key(settings, store)
                 log.info(
                     Event.SIMULATOR_STARTED, endpoint=base_url, admin=f"{base_url}/_sim/instances"
                 )
@@ -203,6 +207,8 @@ async def _supervise(settings: Settings, store: Store, *, demo: bool = False) ->
         engine = Engine(settings, store, client)
         console = Console.from_settings(settings, Environments(store, settings.region))
         stop = anyio.Event()
+        # Before "started": a bad API configuration (master key, port, TLS) is one line, exit 2.
+        api = prepare_api(settings, store, client) if settings.api_addr else None
         log.info(
             Event.DAEMON_STARTED,
             endpoint=settings.cvm_endpoint,
@@ -232,6 +238,8 @@ async def _supervise(settings: Settings, store: Store, *, demo: bool = False) ->
                             if demo
                             else "as configured",
                         )
+                if api is not None:
+                    work.start_soon(run_api, settings, *api, stop)
                 await engine.run(stop=stop)
             tg.cancel_scope.cancel()
         log.info(Event.DAEMON_STOPPED, passes=engine.view.passes)

@@ -38,6 +38,7 @@ SIMULATOR_SECRET_ID = "AKIDsimulator00000000000000000000000"
 SIMULATOR_SECRET_KEY = "simulator-secret-key-not-for-production"
 # The hashes the console verifies: argon2 (argon2-cffi's own format) or bcrypt.
 PASSWORD_HASH_RE = re.compile(r"^(\$argon2(id|i|d)\$v=\d+\$\S+|\$2[aby]\$\d\d\$\S{53})$")
+MIN_MASTER_KEY_LENGTH = 32
 
 
 def _setting(env: str, default: Any, doc: str, unit: str = "") -> Any:
@@ -242,6 +243,34 @@ class Settings:
         "A console session expires this long after its login",
         "s",
     )
+    api_addr: str = _setting(
+        "SPOT_CONTROLLER_API_ADDR",
+        "",
+        "host:port of the BatchCompute-compatible API (served by the daemon and by "
+        "`spot-controller api serve`); empty means off",
+    )
+    api_master_key: Secret = _setting(
+        "SPOT_CONTROLLER_API_MASTER_KEY",
+        Secret(""),
+        "Key (at least 32 characters) that encrypts the API keys' secrets in the database; "
+        "needed by `api-key create` and the API (never logged)",
+    )
+    api_tls_cert: str = _setting(
+        "SPOT_CONTROLLER_API_TLS_CERT",
+        "",
+        "PEM certificate (chain) file: the API is served over https (with "
+        "SPOT_CONTROLLER_API_TLS_KEY); empty: plain http, put it behind a TLS proxy",
+    )
+    api_tls_key: str = _setting(
+        "SPOT_CONTROLLER_API_TLS_KEY", "", "PEM private key file of SPOT_CONTROLLER_API_TLS_CERT"
+    )
+    api_rate_limit: float = _setting(
+        "SPOT_CONTROLLER_API_RATE_LIMIT",
+        20.0,
+        "Calls per second each API key may make (a burst of one second's calls); past it the "
+        "API answers RequestLimitExceeded",
+        "calls/s",
+    )
     log_format: str = _setting(
         "SPOT_CONTROLLER_LOG_FORMAT",
         "auto",
@@ -301,6 +330,26 @@ class Settings:
             host, sep, port = self.http_addr.rpartition(":")
             if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ConfigError(f"{_env_of('http_addr')}: must be host:port, e.g. 127.0.0.1:8080")
+        self._validate_api()
+
+    def _validate_api(self) -> None:
+        if self.api_addr:
+            host, sep, port = self.api_addr.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+                raise ConfigError(f"{_env_of('api_addr')}: must be host:port, e.g. 127.0.0.1:9001")
+        if self.api_master_key and len(self.api_master_key.reveal()) < MIN_MASTER_KEY_LENGTH:
+            raise ConfigError(
+                f"{_env_of('api_master_key')}: must be at least {MIN_MASTER_KEY_LENGTH} "
+                "characters (e.g. the output of `openssl rand -base64 32`)"
+            )
+        if bool(self.api_tls_cert) != bool(self.api_tls_key):
+            raise ConfigError(
+                f"{_env_of('api_tls_cert')} and {_env_of('api_tls_key')} must be set together"
+            )
+        for name in ("api_tls_cert", "api_tls_key"):
+            path = getattr(self, name)
+            if path and not os.path.isfile(path):
+                raise ConfigError(f"{_env_of(name)}: no such file: {path}")
 
         for name in ("console_password_hash", "console_readonly_password_hash"):
             value = getattr(self, name).reveal()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from controller import __version__
+from controller.cli.api import api, api_key
 from controller.cli.base import OneLineErrorsGroup, fail, settings_of
 from controller.cli.console import console
 from controller.cli.daemon import run, status
@@ -48,7 +49,7 @@ def show_config(ctx: click.Context, output: str) -> None:
     emit(settings_of(ctx).describe(), output, SETTING_COLUMNS)
 
 
-for command in (run, status, db, env, console, offerings, whatif):
+for command in (run, status, db, env, console, offerings, whatif, api, api_key):
     main.add_command(command)
 
 

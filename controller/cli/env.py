@@ -136,6 +136,13 @@ _LAUNCH_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         "--instance-families",
         help="Comma-separated families (e.g. S5,SA2) whose types may also be used.",
     ),
+    click.option(
+        "--launch-options",
+        metavar="JSON",
+        help="RunInstances fields passed on: SystemDisk, DataDisks, InternetAccessible, "
+        'EnhancedService, e.g. \'{"SystemDisk": {"DiskType": "CLOUD_PREMIUM", "DiskSize": 100}}\'.',
+    ),
+    click.option("--description", help="Free text (at most 1000 characters)."),
 ]
 
 

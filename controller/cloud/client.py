@@ -76,6 +76,10 @@ T = TypeVar("T")
 JsonObject = dict[str, Any]
 
 
+def _as_is(response: JsonObject) -> JsonObject:
+    return response
+
+
 class CvmClient:
     """Async client of the CVM actions the controller uses.
 
@@ -264,6 +268,15 @@ class CvmClient:
         return await self._call(
             "InquiryPriceRunInstances", inquiry_price_params(request), parse_inquiry_price
         )
+
+    # The BatchCompute API's instance-type catalog: CVM's answers passed on as they came.
+
+    async def zone_instance_config_infos(self, filters: list[JsonObject]) -> JsonObject:
+        return await self._call("DescribeZoneInstanceConfigInfos", {"Filters": filters}, _as_is)
+
+    async def instance_type_configs(self, filters: list[JsonObject]) -> JsonObject:
+        params: JsonObject = {"Filters": filters} if filters else {}
+        return await self._call("DescribeInstanceTypeConfigs", params, _as_is)
 
     # -- paging ----------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -40,6 +41,8 @@ def _optional_launch_fields(request: LaunchRequest) -> Iterator[tuple[str, Any]]
         yield "LoginSettings", {"KeyIds": list(request.key_ids)}
     if request.security_group_ids:
         yield "SecurityGroupIds", list(request.security_group_ids)
+    if request.launch_options is not None:  # SystemDisk, DataDisks, ... as the row gives them
+        yield from json.loads(request.launch_options).items()
 
 
 def run_instances_params(request: LaunchRequest) -> JsonObject:

@@ -27,6 +27,12 @@ class Event(StrEnum):
     CONSOLE_LOGIN_FAILED = "console_login_failed"
     CONSOLE_CHANGE = "console_change"
     CONSOLE_SAMPLE_FAILED = "console_sample_failed"
+    # the BatchCompute-compatible API
+    API_LISTENING = "api_listening"
+    API_AUDIT = "api_audit"
+    API_REFUSED = "api_refused"
+    API_FAILED = "api_failed"
+    API_DEMO_KEY_CREATED = "api_demo_key_created"
     HEARTBEAT = "heartbeat"
     # leadership
     LEASE_ACQUIRED = "lease_acquired"

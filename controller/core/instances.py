@@ -87,6 +87,7 @@ class LaunchRequest:
     key_ids: tuple[str, ...] = ()
     user_data: str | None = field(default=None, repr=False)
     charge_type: str = SPOT
+    launch_options: str | None = None  # canonical JSON: SystemDisk, DataDisks, ... as given
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tags", _frozen_mapping(self.tags))

@@ -74,6 +74,8 @@ def build_intent(
     }
     if not offering.spot:  # a changed parameter gets a new token; spot tokens stay as they were
         fields["charge_type"] = offering.charge_type
+    if spec.launch_options is not None:  # likewise: tokens without options stay as they were
+        fields["launch_options"] = spec.launch_options
     token = client_token(spec.id, fields, nonce)
     tags = {**spec.tags, ENV_TAG: spec.id, CLUSTER_TAG: cluster, TOKEN_TAG: token}
     request = LaunchRequest(
@@ -92,6 +94,7 @@ def build_intent(
         key_ids=spec.key_ids,
         user_data=spec.user_data,
         charge_type=offering.charge_type,
+        launch_options=spec.launch_options,
     )
     launch = Launch(token, spec.id, offering, order.count, request, now)
     nodes = tuple(

@@ -134,6 +134,8 @@ def plan_mixed(
         cs = cloud.get(node.id, node.cloud_state)
         now_state = state.get(node.id, node.state)
         group = 0 if cs in UNHEALTHY_CLOUD_STATES else 1 if now_state == NodeState.CREATING else 2
+        if node.id in spec.terminate_node_ids:  # asked by TerminateComputeNodes
+            group = -1
         return group, -(node.launched_at or node.created_at).timestamp()
 
     placing = not spec.placement.is_default

@@ -148,7 +148,7 @@ def _plan_environment(
 
     if total > desired:
         surplus = min(total - desired, len(alive))
-        for victim in _scale_in_victims(alive, cloud)[:surplus]:
+        for victim in _scale_in_victims(alive, cloud, spec.terminate_node_ids)[:surplus]:
             change(
                 victim,
                 NodeState.DELETING,
@@ -220,12 +220,23 @@ def _open_offering(snap: Snapshot, spec: EnvironmentSpec) -> tuple[Offering | No
     return None, blocked
 
 
-def _scale_in_victims(alive: list[Node], cloud: Mapping[str, str | None]) -> list[Node]:
-    """Unhealthy first, then pending, then the newest running."""
+def _scale_in_victims(
+    alive: list[Node], cloud: Mapping[str, str | None], asked: frozenset[str]
+) -> list[Node]:
+    """The nodes a user asked to end (TerminateComputeNodes), then unhealthy ones, then
+    pending, then the newest running."""
 
     def rank(node: Node) -> tuple[int, float]:
         cs = cloud.get(node.id, node.cloud_state)
-        group = 0 if cs in UNHEALTHY_CLOUD_STATES else 1 if node.state == NodeState.CREATING else 2
+        group = (
+            -1
+            if node.id in asked
+            else 0
+            if cs in UNHEALTHY_CLOUD_STATES
+            else 1
+            if node.state == NodeState.CREATING
+            else 2
+        )
         when = node.launched_at or node.created_at
         return group, -when.timestamp()
 

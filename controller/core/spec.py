@@ -24,6 +24,7 @@ from controller.core.capacity import (
     validate_capacity,
 )
 from controller.core.instances import Offering
+from controller.core.launch_options import validate_launch_options
 from controller.core.placement import (
     DEFAULT_PLACEMENT,
     PLACEMENT_COLUMNS,
@@ -38,6 +39,7 @@ MAX_INSTANCE_TYPES = 10  # BatchCompute InstanceTypes
 MAX_NAME_LENGTH = 60
 MAX_USER_DATA_BYTES = 16 * 1024
 MAX_PRICE = Decimal("10000")
+MAX_DESCRIPTION_LENGTH = 1000
 RESERVED_TAG_PREFIX = "spot-controller:"
 
 # Columns a user may set with the CLI (and the parser that checks each).
@@ -60,6 +62,9 @@ USER_COLUMNS = (
     "tags",
     *CAPACITY_COLUMNS,
     *PLACEMENT_COLUMNS,
+    "description",
+    "terminate_node_ids",
+    "launch_options",
 )
 STATUS_COLUMNS = (
     "status",
@@ -78,6 +83,7 @@ SECURITY_GROUP_RE = re.compile(r"^sg-[a-z0-9]{8}$")
 VPC_RE = re.compile(r"^vpc-[a-z0-9]{8}$")
 SUBNET_RE = re.compile(r"^subnet-[a-z0-9]{8}$")
 KEY_ID_RE = re.compile(r"^skey-[a-z0-9]{8}$")
+NODE_ID_RE = re.compile(r"^node-[a-z0-9]{8}$")
 # Plain ASCII numbers of sane length only: int() and Decimal() also read "1_0" (10), "٣" (3),
 # "NaN" and "1e-99999999" (> 0, yet formatted as "0"), which the CLI or a text value in a
 # SQLite column lets through and which are no count or price a user meant.
@@ -111,6 +117,10 @@ class EnvironmentSpec:
     def zones(self) -> tuple[str, ...]:
         return self.zone_list or tuple(dict.fromkeys(o.zone for o in self.offerings))
 
+    # Nodes to end first when the desired count is scaled in (TerminateComputeNodes).
+    terminate_node_ids: frozenset[str] = frozenset()
+    launch_options: str | None = None  # canonical JSON of RunInstances fields passed on
+
     def __repr__(self) -> str:  # user data may carry secrets
         return f"EnvironmentSpec(id={self.id!r}, name={self.name!r}, desired={self.desired_count})"
 
@@ -119,6 +129,11 @@ def _list(raw: Any) -> tuple[str, ...]:
     if raw is None:
         return ()
     return tuple(part.strip() for part in str(raw).split(",") if part.strip())
+
+
+def node_id_list(raw: Any) -> tuple[str, ...]:
+    """The node ids of ``terminate_node_ids``, as written."""
+    return _list(raw)
 
 
 def _match(field_name: str, value: str, pattern: re.Pattern[str], example: str) -> str:
@@ -294,6 +309,17 @@ def validate_tags(raw: Any) -> dict[str, str]:
     return tags
 
 
+def validate_description(raw: Any) -> str:
+    text = "" if raw is None else str(raw)
+    if len(text) > MAX_DESCRIPTION_LENGTH:
+        raise ValidationFailed(
+            "description", f"must be at most {MAX_DESCRIPTION_LENGTH} characters, got {len(text)}"
+        )
+    if any(unicodedata.category(ch) in ("Cc", "Cf") and ch not in "\n\t" for ch in text):
+        raise ValidationFailed("description", "must not contain control or format characters")
+    return text
+
+
 def parse_environment(row: Mapping[str, Any], region: str) -> EnvironmentSpec:
     """Validate a ``compute_environments`` row; ValidationFailed names the first bad field."""
     placement = validate_placement(row)
@@ -334,6 +360,10 @@ def parse_environment(row: Mapping[str, Any], region: str) -> EnvironmentSpec:
     instance_name = (row.get("instance_name") or "").strip() or None
     if instance_name and len(instance_name) > 128:
         raise ValidationFailed("instance_name", "must be at most 128 characters")
+    validate_description(row.get("description"))
+    terminate_node_ids = _list(row.get("terminate_node_ids"))
+    for node_id in terminate_node_ids:
+        _match("terminate_node_ids", node_id, NODE_ID_RE, "node-0a1b2c3d")
     try:
         project_id = int(row.get("project_id") or 0)
     except (TypeError, ValueError):
@@ -356,4 +386,6 @@ def parse_environment(row: Mapping[str, Any], region: str) -> EnvironmentSpec:
         capacity=validate_capacity(row),
         placement=placement,
         zone_list=tuple(zones),
+        terminate_node_ids=frozenset(terminate_node_ids),
+        launch_options=validate_launch_options(row.get("launch_options")),
     )

@@ -9,7 +9,8 @@ rule, and nothing is written; the store keeps only the database's own constraint
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import builtins
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -20,6 +21,7 @@ from controller.core.instances import SPOT
 from controller.core.model import NodeState
 from controller.errors import ValidationFailed
 from controller.service.cost import CostView, cost_by_charge_type
+from controller.service.nodes import plan_termination
 from controller.service.views import EMPTY_MIX, ActivityView, EnvironmentView, NodeView
 from controller.store.store import Store
 
@@ -27,6 +29,8 @@ DELETED_ID_PREFIX = "env-"  # the history of a deleted environment is read by it
 # A new row has no id until the database gives it one; the checks need one, any will do.
 PLACEHOLDER_ID = "env-00000000"
 DEFAULT_ACTIVITY_LIMIT = 50
+TERMINATE_ATTEMPTS = 5  # conditional updates raced by concurrent changes of the count
+CLIENT_TOKEN_MAX = 64
 
 
 class EnvironmentNotFound(ValidationFailed):
@@ -35,6 +39,13 @@ class EnvironmentNotFound(ValidationFailed):
     def __init__(self, name_or_id: str) -> None:
         super().__init__("name", f"no environment named {name_or_id!r}")
         self.name_or_id = name_or_id
+
+
+def _check_client_token(token: str) -> None:
+    if not 1 <= len(token) <= CLIENT_TOKEN_MAX or not token.isascii() or not token.isprintable():
+        raise ValidationFailed(
+            "client_token", f"must be 1 to {CLIENT_TOKEN_MAX} printable ASCII characters"
+        )
 
 
 def _only_user_fields(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -94,15 +105,29 @@ class Environments:
         self.store = store
         self.region = region
 
-    async def create(self, values: Mapping[str, Any]) -> EnvironmentView:
+    async def create(
+        self, values: Mapping[str, Any], *, client_token: str | None = None
+    ) -> EnvironmentView:
+        """Create the environment; with ``client_token``, at most once per token (a token
+        already used gives its environment back, whatever ``values`` say)."""
+        if client_token is not None:
+            _check_client_token(client_token)
         row = validate_new_environment(values, self.region)
-        return EnvironmentView.from_row(await self.store.insert_environment(row))
+        created = await self.store.insert_environment(row, client_token=client_token)
+        return EnvironmentView.from_row(created)
 
     async def list(self) -> tuple[EnvironmentView, ...]:
         """Every environment, by name, with the split of its instances and its hourly spend."""
         rows = await self.store.list_environments()
         mixes = await self._mixes()
         return tuple(EnvironmentView.from_row(r, mixes.get(r["id"])) for r in rows)
+
+    async def node_states(self) -> dict[str, builtins.list[dict[str, Any]]]:
+        """Live nodes by environment, grouped by state and CVM's last state (node metrics)."""
+        groups: dict[str, builtins.list[dict[str, Any]]] = {}
+        for group in await self.store.live_node_states():
+            groups.setdefault(group["env_id"], []).append(group)
+        return groups
 
     async def show(self, name_or_id: str) -> EnvironmentView:
         row = await self._row(name_or_id)
@@ -151,6 +176,29 @@ class Environments:
         if deleted is None:
             raise EnvironmentNotFound(name_or_id)
         return EnvironmentView.from_row(deleted)
+
+    async def terminate_nodes(self, name_or_id: str, node_ids: Sequence[str]) -> EnvironmentView:
+        """End these nodes and lower the desired count by as many (a targeted scale-in)."""
+        for _ in range(TERMINATE_ATTEMPTS):
+            current = await self._row(name_or_id)
+            live = [n for n in await self.store.list_nodes(current["id"]) if n["state"] != "ENDED"]
+            changes = plan_termination(current, live, node_ids)
+            expected = {"desired_count": current["desired_count"]}
+            if await self.store.change_environment_if(current["id"], expected, changes):
+                return await self.show(current["id"])
+        raise ValidationFailed("desired_count", "changed by others meanwhile; try again")
+
+    async def activity_page(
+        self, name_or_id: str, offset: int, limit: int, node_id: str | None = None
+    ) -> tuple[tuple[ActivityView, ...], int]:
+        """A page of activities, newest first, and their total count."""
+        if offset < 0:
+            raise ValidationFailed("offset", f"must be 0 or more, got {offset}")
+        if limit < 1:
+            raise ValidationFailed("limit", f"must be at least 1, got {limit}")
+        env_id = await self._history_id(name_or_id)
+        rows, total = await self.store.page_activities(env_id, offset, limit, node_id)
+        return tuple(ActivityView.from_row(r) for r in rows), total
 
     async def activities(
         self, name_or_id: str, limit: int = DEFAULT_ACTIVITY_LIMIT, offset: int = 0

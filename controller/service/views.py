@@ -92,6 +92,9 @@ class EnvironmentView(View):
     instance_cpu: Any
     instance_memory: Any
     instance_families: Any
+    description: str
+    terminate_node_ids: str
+    launch_options: str
     # The split of the running instances, and the hourly spend of those alive or launching.
     spot_running: int = 0
     on_demand_running: int = 0

@@ -24,11 +24,11 @@ from controller.simulator.describe import (
     read_filters,
     render_instance,
 )
-from controller.simulator.errors import ApiError
 from controller.simulator.instance import Instance
 from controller.simulator.launch import launch_spec
-from controller.simulator.params import Params
 from controller.simulator.state import World
+from controller.tencentapi.errors import ApiError
+from controller.tencentapi.params import Params
 
 VERSION = "2017-03-12"
 INSTANCE_ID_PATTERN = re.compile(r"^ins-[a-z0-9]{8}$")

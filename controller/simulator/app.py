@@ -9,7 +9,6 @@ the simulator's lock and never across an ``await``, so a call's effects are atom
 from __future__ import annotations
 
 import hmac
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,16 +20,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from controller.simulator import admin, api
-from controller.simulator.auth import authenticate
-from controller.simulator.errors import ApiError
-from controller.simulator.messages import localized
 from controller.simulator.stats import OK
+from controller.tencentapi import wire
+from controller.tencentapi.auth import authenticate
+from controller.tencentapi.errors import ApiError
 
 if TYPE_CHECKING:
     from controller.simulator.simulator import Simulator
     from controller.simulator.state import World
 
-JSON = "application/json"  # exactly: the SDK only parses errors under this content type
+JSON = wire.JSON  # exactly: the SDK only parses errors under this content type
+SERVICE = "cvm"
 _UNAVAILABLE = (
     b"<html><head><title>503 Service Temporarily Unavailable</title></head><body>"
     b"<center><h1>503 Service Temporarily Unavailable</h1></center></body></html>"
@@ -96,7 +96,13 @@ def answer_call(world: World, action: str, headers: Headers, body: bytes) -> Ans
         config = world.config
         _check_transport(headers, config.session_token)
         if config.auth_enabled:
-            authenticate(headers, body, secrets={config.secret_id: config.secret_key}, now=now)
+            authenticate(
+                headers,
+                body,
+                secrets={config.secret_id: config.secret_key},
+                now=now,
+                service=SERVICE,
+            )
         region = _check_headers(world, action, headers)
         if not world.faults.admit(action, now):
             world.stats.faults["throttled"] += 1
@@ -104,31 +110,24 @@ def answer_call(world: World, action: str, headers: Headers, body: bytes) -> Ans
         if world.faults.roll_error(world.rng):
             world.stats.faults["error"] += 1
             raise ApiError("InternalError", "An internal error occurred, please retry later.")
-        params = _parse_body(body)
+        params = wire.parse_body(body)
         response = api.handle(world, action, params, api.Context(region, now, request_id))
         code = OK
     except ApiError as exc:
-        message = localized(exc.code, exc.message, headers.get("x-tc-language"))
-        response = {"Error": {"Code": exc.code, "Message": message}}
+        response = wire.error_fields(exc, headers.get("x-tc-language"))
         code = exc.code
     world.stats.record(action or "-", code, now)
     hang_s = 0.0
     if world.faults.roll_timeout(world.rng):
         world.stats.faults["timeout"] += 1
         hang_s = world.faults.settings.timeout_hang_s
-    response["RequestId"] = request_id
-    encoded = json.dumps({"Response": response}, ensure_ascii=False).encode("utf-8")
-    return Answer(encoded, hang_s)
+    return Answer(wire.envelope(response, request_id), hang_s)
 
 
 def error_answer(world: World, action: str, error: ApiError) -> Answer:
     """Tencent's envelope for an error raised before any call could be parsed."""
     world.stats.record(action, error.code, world.now)
-    response = {
-        "Error": {"Code": error.code, "Message": error.message},
-        "RequestId": world.new_request_id(),
-    }
-    return Answer(json.dumps({"Response": response}, ensure_ascii=False).encode("utf-8"))
+    return Answer(wire.envelope(wire.error_fields(error, None), world.new_request_id()))
 
 
 def _check_transport(headers: Headers, session_token: str) -> None:
@@ -138,19 +137,7 @@ def _check_transport(headers: Headers, session_token: str) -> None:
     implement; any other type is not JSON. A session token must be the configured one
     (``session_token``); with none configured, any token is a bad one.
     """
-    content_type = headers.get("content-type", "")
-    media = content_type.partition(";")[0].strip().lower()
-    if media == "application/x-www-form-urlencoded":
-        raise ApiError(
-            "UnsupportedOperation",
-            "The simulator takes the TC3-HMAC-SHA256 signature with a JSON body only, not the "
-            "HmacSHA1/HmacSHA256 (v1) signature with a form body.",
-        )
-    if media != "application/json":
-        raise ApiError(
-            "InvalidParameter",
-            f"The header `Content-Type` must be application/json, got `{content_type}`.",
-        )
+    wire.check_content_type(headers, server="simulator")
     token = headers.get("x-tc-token")
     if token and not hmac.compare_digest(token, session_token):
         raise ApiError(
@@ -176,18 +163,6 @@ def _check_headers(world: World, action: str, headers: Headers) -> str:
     if region not in world.regions():
         raise ApiError("UnsupportedRegion", f"The region `{region}` is not supported.")
     return region
-
-
-def _parse_body(body: bytes) -> dict[str, Any]:
-    if not body.strip():
-        return {}
-    try:
-        params = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError("InvalidParameter", f"The request body is not valid JSON: {exc}.") from None
-    if not isinstance(params, dict):
-        raise ApiError("InvalidParameter", "The request body must be a JSON object.")
-    return params
 
 
 async def _hang(request: Request, seconds: float) -> None:

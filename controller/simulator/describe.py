@@ -11,10 +11,10 @@ import calendar
 import time
 from typing import Any
 
-from controller.simulator.errors import ApiError
 from controller.simulator.images import default_host_name, os_name_of
 from controller.simulator.instance import Instance, format_time
-from controller.simulator.params import Params
+from controller.tencentapi.errors import ApiError
+from controller.tencentapi.params import Params
 
 MAX_FILTERS = 10
 MAX_FILTER_VALUES = 5

@@ -11,12 +11,12 @@ from typing import Any
 
 from controller.core.regions import BY_NAME, REGIONS
 from controller.simulator.describe import read_filters
-from controller.simulator.errors import ApiError
 from controller.simulator.images import CATALOG, info_of
 from controller.simulator.instance import format_time
 from controller.simulator.market import Pool, family_of, type_name_of
-from controller.simulator.params import Params
 from controller.simulator.state import World
+from controller.tencentapi.errors import ApiError
+from controller.tencentapi.params import Params
 
 CHARGE_TYPES = ("SPOTPAID", "POSTPAID_BY_HOUR")
 APP_ID = 1250000000  # the simulated account's AppId

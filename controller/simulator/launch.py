@@ -14,11 +14,11 @@ import math
 import re
 
 from controller.simulator import launch_echo
-from controller.simulator.errors import ApiError
 from controller.simulator.instance import LaunchEcho, LaunchSpec
 from controller.simulator.market import INSTANCE_TYPE_PATTERN
-from controller.simulator.params import Params
 from controller.simulator.state import World
+from controller.tencentapi.errors import ApiError
+from controller.tencentapi.params import Params
 
 IMAGE_ID_PATTERN = re.compile(r"^img-[a-z0-9]{8}$")
 SECURITY_GROUP_PATTERN = re.compile(r"^sg-[a-z0-9]{8}$")

@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from controller.simulator.errors import ApiError
-from controller.simulator.params import Params
+from controller.tencentapi.errors import ApiError
+from controller.tencentapi.params import Params
 
 DISK_TYPES = (
     "LOCAL_BASIC",

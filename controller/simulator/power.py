@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from controller.simulator.errors import ApiError
 from controller.simulator.instance import Instance, State
+from controller.tencentapi.errors import ApiError
 
 if TYPE_CHECKING:
     from controller.simulator.state import World

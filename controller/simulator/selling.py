@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from controller.simulator.errors import ApiError
 from controller.simulator.instance import LaunchSpec, instance_names
 from controller.simulator.market import Pool
+from controller.tencentapi.errors import ApiError
 
 if TYPE_CHECKING:
     from controller.simulator.state import World

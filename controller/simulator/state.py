@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from controller.errors import ValidationFailed
 from controller.simulator import commands, disruptions, power, selling
 from controller.simulator.config import SimulatorConfig
-from controller.simulator.errors import ApiError
 from controller.simulator.faults import Faults
 from controller.simulator.instance import (
     EndReason,
@@ -33,6 +32,7 @@ from controller.simulator.market import (
     region_of,
 )
 from controller.simulator.stats import Stats
+from controller.tencentapi.errors import ApiError
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 LAUNCH_FAILED_MESSAGE = (

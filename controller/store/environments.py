@@ -17,7 +17,12 @@ from sqlalchemy.exc import IntegrityError
 from controller.core.spec import USER_COLUMNS
 from controller.errors import ValidationFailed
 from controller.store.connection import StoreBase
-from controller.store.schema import activities, compute_environments, compute_nodes
+from controller.store.schema import (
+    activities,
+    api_client_tokens,
+    compute_environments,
+    compute_nodes,
+)
 
 # Read as text, so that a bad value written with plain SQL is reported INVALID, not fatal.
 NUMERIC_CAPACITY_COLUMNS = (
@@ -73,13 +78,19 @@ def _env_row(row: sa.Row[Any]) -> dict[str, Any]:
 
 
 class EnvironmentQueries(StoreBase):
-    async def insert_environment(self, row: Mapping[str, Any]) -> dict[str, Any]:
+    async def insert_environment(
+        self, row: Mapping[str, Any], *, client_token: str | None = None
+    ) -> dict[str, Any]:
         """Insert one environment, as given: the service has validated and normalised it.
 
         The store keeps only the database's own rules: user columns only, and a constraint
-        that refuses the row (unique name, ranges) becomes ValidationFailed naming it.
+        that refuses the row (unique name, ranges) becomes ValidationFailed naming it. With a
+        ``client_token`` the row and the token are written in one transaction, so a token
+        stands for one environment; a token already used returns its environment unchanged.
         """
         values = _user_columns(row)
+        if client_token is not None and (env_id := await self._token_env(client_token)):
+            return await self._environment_of_token(client_token, env_id)
         try:
             async with self._tx(write=True) as conn:
                 result = await self._execute(
@@ -89,11 +100,41 @@ class EnvironmentQueries(StoreBase):
                     .returning(compute_environments.c.id),
                 )
                 env_id = result.scalar_one()
+                if client_token is not None:
+                    await self._execute(
+                        conn,
+                        api_client_tokens.insert().values(
+                            client_token=client_token, env_id=env_id, created_at=_now()
+                        ),
+                    )
         except IntegrityError as exc:
+            # The same token sent twice at once: the other call's environment is the answer.
+            if client_token is not None and (env_id := await self._token_env(client_token)):
+                return await self._environment_of_token(client_token, env_id)
             raise _integrity_to_validation(exc, values.get("name")) from None
         created = await self.get_environment(env_id)
         assert created is not None
         return created
+
+    async def _token_env(self, client_token: str) -> str | None:
+        async with self._tx() as conn:
+            result = await self._execute(
+                conn,
+                sa.select(api_client_tokens.c.env_id).where(
+                    api_client_tokens.c.client_token == client_token
+                ),
+            )
+            env_id = result.scalar_one_or_none()
+            return None if env_id is None else str(env_id)
+
+    async def _environment_of_token(self, client_token: str, env_id: str) -> dict[str, Any]:
+        env = await self.get_environment(env_id)
+        if env is None:
+            raise ValidationFailed(
+                "client_token",
+                f"{client_token!r} was used to create {env_id}, which has since been deleted",
+            )
+        return env
 
     async def list_environments(self) -> list[dict[str, Any]]:
         async with self._tx() as conn:
@@ -129,6 +170,25 @@ class EnvironmentQueries(StoreBase):
             raise _integrity_to_validation(exc, values.get("name")) from None
         return await self.get_environment(env_id)
 
+    async def change_environment_if(
+        self, env_id: str, expected: Mapping[str, Any], changes: Mapping[str, Any]
+    ) -> bool:
+        """Set ``changes`` only if the row still holds ``expected`` (a read-modify-write that
+        a concurrent change must not slip into); False if it did not."""
+        values = _user_columns(changes)
+        c = compute_environments.c
+        try:
+            async with self._tx(write=True) as conn:
+                result = await self._execute(
+                    conn,
+                    compute_environments.update()
+                    .where(c.id == env_id, *(c[k] == v for k, v in expected.items()))
+                    .values(**values),
+                )
+                return bool(result.rowcount)
+        except IntegrityError as exc:
+            raise _integrity_to_validation(exc, values.get("name")) from None
+
     async def delete_environment(self, name_or_id: str) -> dict[str, Any] | None:
         """Delete the row; the daemon then terminates its instances. History stays."""
         current = await self.get_environment(name_or_id)
@@ -155,10 +215,42 @@ class EnvironmentQueries(StoreBase):
             )
             return [dict(r._mapping) for r in result]
 
+    async def page_activities(
+        self, env_id: str, offset: int, limit: int, node_id: str | None = None
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of activities, newest first, and how many there are in all."""
+        where = [activities.c.env_id == env_id]
+        if node_id is not None:
+            where.append(activities.c.node_id == node_id)
+        async with self._tx() as conn:
+            total = (
+                await self._execute(conn, sa.select(sa.func.count()).where(*where))
+            ).scalar_one()
+            result = await self._execute(
+                conn,
+                sa.select(activities)
+                .where(*where)
+                .order_by(activities.c.start_time.desc(), activities.c.id)
+                .offset(offset)
+                .limit(limit),
+            )
+            return [dict(r._mapping) for r in result], int(total)
+
     async def list_nodes(self, env_id: str | None = None) -> list[dict[str, Any]]:
         stmt = sa.select(compute_nodes).order_by(compute_nodes.c.created_at)
         if env_id is not None:
             stmt = stmt.where(compute_nodes.c.env_id == env_id)
+        async with self._tx() as conn:
+            return [dict(r._mapping) for r in await self._execute(conn, stmt)]
+
+    async def live_node_states(self) -> list[dict[str, Any]]:
+        """Live nodes per (environment, state, last cloud state): BatchCompute's node metrics."""
+        c = compute_nodes.c
+        stmt = (
+            sa.select(c.env_id, c.state, c.cloud_state, sa.func.count().label("nodes"))
+            .where(c.state != "ENDED")
+            .group_by(c.env_id, c.state, c.cloud_state)
+        )
         async with self._tx() as conn:
             return [dict(r._mapping) for r in await self._execute(conn, stmt)]
 

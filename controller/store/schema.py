@@ -160,6 +160,12 @@ compute_environments = sa.Table(
     sa.Column("instance_cpu", sa.Integer, nullable=True),  # NULL: types are named
     sa.Column("instance_memory", sa.Integer, nullable=True),
     sa.Column("instance_families", sa.Text, nullable=False, server_default=""),
+    # migration 0006: BatchCompute's EnvDescription; the nodes a TerminateComputeNodes asked
+    # to end first when the lowered desired count is scaled in (comma-separated node ids);
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("terminate_node_ids", sa.Text, nullable=False, server_default=""),
+    # RunInstances' SystemDisk, DataDisks, InternetAccessible, EnhancedService as one JSON object
+    sa.Column("launch_options", sa.Text, nullable=False, server_default=""),
     sa.Column(
         "created_at",
         UTCDateTime,
@@ -284,4 +290,40 @@ activities = sa.Table(
     sa.Column("state_reason", sa.Text, nullable=False, server_default=""),
     sa.Column("start_time", UTCDateTime, nullable=False, default=_now),
     sa.Column("end_time", UTCDateTime, nullable=True),
+)
+
+# The BatchCompute-compatible API (migration 0006). A key's secret is kept encrypted with
+# SPOT_CONTROLLER_API_MASTER_KEY (TC3 needs the secret itself to check a signature).
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("secret_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("secret_key_encrypted", sa.Text, nullable=False),
+    sa.Column("read_only", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", UTCDateTime, nullable=False, default=_now),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+# Every mutating API call: who, what, on which environment, and how it ended.
+api_audit = sa.Table(
+    "api_audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime, nullable=False, default=_now),
+    sa.Column("key_name", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("env_id", sa.String(32), nullable=True),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("result", sa.String(128), nullable=False),  # OK or the error code
+    sa.Index("ix_api_audit_at", "at"),
+)
+
+# CreateComputeEnv's ClientToken: the same token gives the same environment, once.
+api_client_tokens = sa.Table(
+    "api_client_tokens",
+    metadata,
+    sa.Column("client_token", sa.String(64), primary_key=True),
+    sa.Column("env_id", sa.String(32), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False, default=_now),
 )

@@ -3,12 +3,14 @@
 The CLI, the service and the engine never write SQL; they call these methods, grouped by who
 calls them: :class:`~controller.store.environments.EnvironmentQueries` (the user's side),
 :class:`~controller.store.records.EngineRecords` (the engine's reads and records),
-:class:`~controller.store.lease.LeaseQueries` (the controller lease), over
+:class:`~controller.store.lease.LeaseQueries` (the controller lease),
+:class:`~controller.store.api_records.ApiQueries` (the API's keys, audit log, tokens), over
 :class:`~controller.store.connection.StoreBase` (the engine, transactions, the fence).
 """
 
 from __future__ import annotations
 
+from controller.store.api_records import ApiQueries
 from controller.store.connection import Fence
 from controller.store.environments import EnvironmentQueries
 from controller.store.lease import LeaseQueries
@@ -17,5 +19,5 @@ from controller.store.records import EngineRecords
 __all__ = ["Fence", "Store"]
 
 
-class Store(EnvironmentQueries, EngineRecords, LeaseQueries):
+class Store(EnvironmentQueries, EngineRecords, LeaseQueries, ApiQueries):
     """One database, every operation on it."""

@@ -8,10 +8,10 @@ import pytest
 
 from controller.simulator import SimulatorConfig
 from controller.simulator.commands import MarketUpdate, ReclaimOrder
-from controller.simulator.errors import ApiError
 from controller.simulator.faults import TokenBucket
 from controller.simulator.instance import LaunchSpec, State, instance_names
 from controller.simulator.state import World
+from controller.tencentapi.errors import ApiError
 from tests.simulator.helpers import IMAGE, REGION, START, TYPE, ZONE
 
 SPEC = LaunchSpec(region=REGION, zone=ZONE, instance_type=TYPE, image_id=IMAGE, max_price=0.6)

@@ -149,6 +149,9 @@ async def test_update_of_every_user_column_notifies(pg_url: str, engine: AsyncEn
         "instance_cpu": 2,
         "instance_memory": 4,
         "instance_families": "S5",
+        "description": "the API's EnvDescription",
+        "terminate_node_ids": "node-0a1b2c3d",
+        "launch_options": '{"SystemDisk": {"DiskSize": 100}}',
     }
     assert set(values) == set(USER_COLUMNS)
     env_id = await insert(engine)

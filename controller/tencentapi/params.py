@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from controller.simulator.errors import ApiError
+from controller.tencentapi.errors import ApiError
 
 
 class Params:
@@ -26,6 +26,10 @@ class Params:
 
     def has(self, key: str) -> bool:
         return self._data.get(key) is not None
+
+    def value(self, key: str) -> Any:
+        """The parameter as it came (plain JSON), for a value passed on without reading it."""
+        return self._data.get(key)
 
     def reject_unknown(self, known: Iterable[str]) -> None:
         allowed = set(known)
