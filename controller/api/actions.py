@@ -149,7 +149,11 @@ async def _check_offered(call: Call, row: dict[str, Any], field: str) -> None:
     """Instance types CVM sells in the environment's zones (when this server can ask CVM)."""
     if call.catalog is None or "instance_type" not in row:
         return
-    types = [row["instance_type"], *_split(row.get("fallback_instance_types", ""))]
+    types = [
+        t for t in (row["instance_type"], *_split(row.get("fallback_instance_types", ""))) if t
+    ]
+    if not types:
+        return  # InstanceTypeOptions: the market's types of that shape, chosen per launch
     zones = [row["zone"], *_split(row.get("fallback_zones", ""))]
     await call.catalog.check_offered(types, zones, field)
 

@@ -70,7 +70,6 @@ ENV_DATA = (
 LAUNCH_OPTIONS = ("SystemDisk", "DataDisks", "InternetAccessible", "EnhancedService")
 # EnvData fields the launch has no column for yet: refused rather than dropped.
 NOT_YET = {
-    "InstanceTypeOptions": "give InstanceType or InstanceTypes",
     "VirtualPrivateClouds": "give one VirtualPrivateCloud",
 }
 PLACEMENT = (
@@ -124,6 +123,32 @@ def _instance_types(env_data: Params) -> list[str]:
             f"instance types, got {len(many)}.",
         )
     return many
+
+
+def _type_options(env_data: Params) -> dict[str, Any] | None:
+    """InstanceTypeOptions as the placement's attribute columns: the market's types with that
+    many vCPUs and that memory (chosen by the environment's allocation strategy)."""
+    options = env_data.object("InstanceTypeOptions")
+    if options is None:
+        return None
+    for other in ("InstanceType", "InstanceTypes"):
+        if env_data.has(other):
+            raise ApiError(
+                "InvalidParameter.InvalidParameterCombination",
+                f"`{env_data.name('InstanceTypeOptions')}` and `{env_data.name(other)}` cannot "
+                "be given together.",
+            )
+    options.reject_unknown(("CPU", "Memory", "InstanceCategories"))
+    categories = options.strings("InstanceCategories")
+    if categories and categories != ["ALL"]:
+        raise unsupported(
+            options.name("InstanceCategories"),
+            "give CPU and Memory (every family of the market that has them is a candidate)",
+        )
+    return {
+        "instance_cpu": options.integer("CPU", required=True),
+        "instance_memory": options.integer("Memory", required=True),
+    }
 
 
 def _bid(env_data: Params) -> dict[str, Any]:
@@ -250,7 +275,8 @@ def new_environment(params: Params) -> dict[str, Any]:
     for name, why in NOT_YET.items():
         if env_data.has(name):
             raise unsupported(env_data.name(name), why)
-    types = _instance_types(env_data)
+    by_attributes = _type_options(env_data)
+    types = [""] if by_attributes else _instance_types(env_data)
     zone = placement.string("Zone", required=True)
     zones = [z for z in (env_data.strings("Zones") or []) if z != zone]
     row: dict[str, Any] = {
@@ -260,6 +286,7 @@ def new_environment(params: Params) -> dict[str, Any]:
         "instance_type": types[0],
         "fallback_instance_types": ",".join(types[1:]),
         "fallback_zones": ",".join(zones),
+        **(by_attributes or {}),
         **_bid(env_data),
     }
     if (description := env.string("EnvDescription")) is not None:

@@ -141,8 +141,16 @@ def _list(text: str | None) -> list[str]:
 
 def env_data(env: EnvironmentView) -> dict[str, Any]:
     """The EnvData an environment would be created with (DescribeComputeEnvCreateInfo)."""
-    types = [env.instance_type, *_list(env.fallback_instance_types)]
-    data: dict[str, Any] = {"ImageId": env.image_id, "InstanceTypes": types}
+    types = [t for t in (env.instance_type, *_list(env.fallback_instance_types)) if t]
+    data: dict[str, Any] = {"ImageId": env.image_id}
+    if types:
+        data["InstanceTypes"] = types
+    if env.instance_cpu is not None and env.instance_memory is not None:
+        data["InstanceTypeOptions"] = {
+            "CPU": int(env.instance_cpu),
+            "Memory": int(env.instance_memory),
+            "InstanceCategories": ["ALL"],
+        }
     zones = _list(env.fallback_zones)
     if zones:
         data["Zones"] = [env.zone, *zones]

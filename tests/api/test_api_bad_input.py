@@ -145,12 +145,29 @@ BAD_CREATES = [
         "InvalidParameter.CvmParameters",
     ),
     (
-        "type options",
+        "type options by category",
         spot(
             ComputeEnv__EnvData__InstanceType=None,
-            ComputeEnv__EnvData__InstanceTypeOptions={"CPU": 2, "Memory": 4},
+            ComputeEnv__EnvData__InstanceTypeOptions={
+                "CPU": 2,
+                "Memory": 4,
+                "InstanceCategories": ["GPU"],
+            },
         ),
         "InvalidParameterValue.ComputeEnv",
+    ),
+    (
+        "type options beside a type",
+        spot(ComputeEnv__EnvData__InstanceTypeOptions={"CPU": 2, "Memory": 4}),
+        "InvalidParameter.InvalidParameterCombination",
+    ),
+    (
+        "type options without memory",
+        spot(
+            ComputeEnv__EnvData__InstanceType=None,
+            ComputeEnv__EnvData__InstanceTypeOptions={"CPU": 2},
+        ),
+        "MissingParameter",
     ),
     (
         "password",

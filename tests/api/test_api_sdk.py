@@ -246,6 +246,53 @@ async def test_env_data_disks_network_and_login_reach_run_instances(
         assert data["EnhancedService"]["MonitorService"]["Enabled"] is False
 
 
+async def test_instance_type_options_choose_from_the_market(
+    database_url: str, sim_url: str, world: World, store: Store
+) -> None:
+    """InstanceTypeOptions (CPU, Memory) stand for the types: the placement's attribute
+    columns, and the instance launched is one of the market's types with that shape."""
+    request = {
+        "ComputeEnv": {
+            "EnvName": "by-shape",
+            "DesiredComputeNodeCount": 1,
+            "EnvData": {
+                "InstanceTypeOptions": {"CPU": 2, "Memory": 4},
+                "ImageId": "img-pmqg1cw7",
+                "InstanceChargeType": "SPOTPAID",
+                "InstanceMarketOptions": {"SpotOptions": {"MaxPrice": "0.60"}},
+            },
+        },
+        "Placement": {"Zone": "ap-guangzhou-3"},
+    }
+    settings = api_settings(settings_for(database_url, sim_url))
+    async with (
+        running_engine(settings, store),
+        CvmClient(settings) as cvm,
+        api_endpoint(settings, store, cvm) as (endpoint, _),
+    ):
+        batch = Batch(endpoint, *await new_key(store, "ops"))
+        env_id = (await batch("CreateComputeEnv", request))["EnvId"]
+        row = await store.get_environment(env_id) or {}
+        assert (row["instance_type"], row["instance_cpu"], row["instance_memory"]) == ("", 2, 4)
+
+        async def one_alive() -> bool:
+            return len(await world.alive(env_id)) == 1
+
+        await eventually(one_alive, what="the instance launched")
+        [alive] = await world.alive(env_id)
+        query = json.dumps({"InstanceIds": [alive["InstanceId"]]}).encode()
+        sim = sim_url.removeprefix("http://")
+        shown = await signed_post(
+            sim, SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY, "DescribeInstances", query,
+            service="cvm",
+        )  # fmt: skip
+        [instance] = shown["InstanceSet"]
+        assert (instance["CPU"], instance["Memory"]) == (2, 4)
+        info = await batch("DescribeComputeEnvCreateInfo", {"EnvId": env_id})
+        assert info["EnvData"]["InstanceTypeOptions"]["CPU"] == 2
+        assert info["EnvData"].get("InstanceTypes") is None
+
+
 async def test_modify_renames_describes_and_retypes_and_create_infos_filter(
     database_url: str, sim_url: str, store: Store
 ) -> None:
