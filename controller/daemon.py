@@ -25,6 +25,8 @@ from controller.core.events import Event
 from controller.core.model import NodeState
 from controller.errors import ConfigError, SpotControllerError, StoreUnavailable
 from controller.logs import get_logger
+from controller.notifications.metrics import SenderCollector
+from controller.notifications.sender import Sender
 from controller.reconcile.engine import Engine, EngineView
 from controller.secrets import Secret
 from controller.service import Environments
@@ -163,6 +165,8 @@ async def run_daemon(
 async def _supervise(settings: Settings, store: Store) -> int:
     async with CvmClient(settings) as client:
         engine = Engine(settings, store, client)
+        # Notifications: a task of its own, so a slow or dead target never holds up a pass.
+        sender = Sender(settings, store, leading=lambda: engine.view.leader)
         stop = anyio.Event()
         log.info(
             Event.DAEMON_STARTED,
@@ -176,8 +180,10 @@ async def _supervise(settings: Settings, store: Store) -> int:
             tg.start_soon(_watch_signals, stop, tg.cancel_scope, settings.shutdown_deadline_s)
             tg.start_soon(_heartbeat, engine.view, settings.heartbeat_interval_s)
             async with anyio.create_task_group() as work:
+                work.start_soon(sender.run, stop)
                 if listener is not None:
-                    work.start_soon(health.serve, engine.view, listener, stop)
+                    collectors = [SenderCollector(sender.stats)]
+                    work.start_soon(health.serve, engine.view, listener, stop, collectors)
                     log.info(
                         Event.HTTP_LISTENING,
                         addr=settings.http_addr,

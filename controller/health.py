@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import anyio
@@ -192,9 +192,12 @@ class EngineCollector(Collector):
         )
 
 
-def build_app(view: EngineView) -> Starlette:
+def build_app(view: EngineView, collectors: Sequence[Collector] = ()) -> Starlette:
+    """``collectors``: more metrics (the notification sender's)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(EngineCollector(view))
+    for collector in collectors:
+        registry.register(collector)
     stale_s = stale_after_s(view.poll_interval_s)
 
     async def healthz(_: Request) -> Response:
@@ -269,9 +272,15 @@ def bind(addr: str) -> socket.socket:
     return sock
 
 
-async def serve(view: EngineView, sock: socket.socket, stop: anyio.Event) -> None:
+async def serve(
+    view: EngineView,
+    sock: socket.socket,
+    stop: anyio.Event,
+    collectors: Sequence[Collector] = (),
+) -> None:
     """Serve the listener on a bound socket until ``stop`` is set."""
-    config = uvicorn.Config(build_app(view), log_level="warning", access_log=False, lifespan="off")
+    app = build_app(view, collectors)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = _Server(config)
     async with anyio.create_task_group() as tg:
         tg.start_soon(lambda: server.serve(sockets=[sock]))

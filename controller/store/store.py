@@ -3,7 +3,8 @@
 The CLI, the service and the engine never write SQL; they call these methods, grouped by who
 calls them: :class:`~controller.store.environments.EnvironmentQueries` (the user's side),
 :class:`~controller.store.records.EngineRecords` (the engine's reads and records),
-:class:`~controller.store.lease.LeaseQueries` (the controller lease), over
+:class:`~controller.store.lease.LeaseQueries` (the controller lease),
+:class:`~controller.store.outbox.OutboxQueries` (notification targets and their queues), over
 :class:`~controller.store.connection.StoreBase` (the engine, transactions, the fence).
 """
 
@@ -12,10 +13,11 @@ from __future__ import annotations
 from controller.store.connection import Fence
 from controller.store.environments import EnvironmentQueries
 from controller.store.lease import LeaseQueries
+from controller.store.outbox import OutboxQueries
 from controller.store.records import EngineRecords
 
 __all__ = ["Fence", "Store"]
 
 
-class Store(EnvironmentQueries, EngineRecords, LeaseQueries):
+class Store(EnvironmentQueries, EngineRecords, LeaseQueries, OutboxQueries):
     """One database, every operation on it."""
