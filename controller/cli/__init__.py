@@ -1,8 +1,9 @@
 """The ``spot-controller`` command line: run the daemon, manage environments, migrate the store.
 
-One module per command group (``env``, ``db``, the daemon's ``run`` and ``status``); this one
-builds the top-level group. Bad input gets one line naming the field and the rule, and exit
-code 2; nothing is written. Only ``db upgrade`` and the daemon migrate the database.
+One module per command group (``env``, ``db``, ``notify``, the daemon's ``run`` and
+``status``); this one builds the top-level group. Bad input gets one line naming the field
+and the rule, and exit code 2; nothing is written. Only ``db upgrade`` and the daemon
+migrate the database.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from controller.cli.base import OneLineErrorsGroup, fail, settings_of
 from controller.cli.daemon import run, status
 from controller.cli.db import db
 from controller.cli.env import env
+from controller.cli.notify import notify
 from controller.cli.output import OUTPUT_OPTION, SETTING_COLUMNS, emit
 from controller.errors import ConfigError
 from controller.settings import Settings
@@ -45,7 +47,7 @@ def show_config(ctx: click.Context, output: str) -> None:
     emit(settings_of(ctx).describe(), output, SETTING_COLUMNS)
 
 
-for command in (run, status, db, env):
+for command in (run, status, db, env, notify):
     main.add_command(command)
 
 

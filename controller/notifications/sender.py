@@ -137,6 +137,14 @@ class Sender:
                             Event.NOTIFIER_STORE_FAILED, target=target["name"], error=str(exc)
                         )
                         delay = self.settings.notify_poll_interval_s
+                    except Exception as exc:  # a bug here must not stop the daemon's reconciling
+                        log.error(
+                            Event.NOTIFICATION_FAILED,
+                            target=target["name"],
+                            error=repr(exc),
+                            exc_info=True,
+                        )
+                        delay = self.settings.notify_backoff_max_s
                     if delay is None:
                         failures = 0
                         continue
@@ -155,7 +163,7 @@ class Sender:
         s = self.settings
         result: Result = await attempt(http, target, event, s.cluster, now, s.notify_timeout_s)
         self.stats.attempts[(name, result.code)] += 1
-        fields = {"target": name, "event": event.event, "event_id": event.event_id}
+        fields = {"target": name, "notice": event.event, "event_id": event.event_id}
         if result.outcome == Outcome.DELIVERED:
             await self.store.outbox_delivered(name, row["seq"], self._now())
             self.stats.delivered[name] += 1
