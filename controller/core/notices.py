@@ -103,7 +103,7 @@ def node_notices(before: Node | None, after: Node, env_name: str, at: datetime) 
 
     reason = EndReason(after.end_reason) if after.end_reason else None
     detail = after.end_detail or ""
-    if after.instance_id and was in (None, NodeState.SUBMITTED) and now != NodeState.ENDED:
+    if after.instance_id and was in (None, NodeState.SUBMITTED) and after.alive:
         add(NoticeType.COMPUTE_NODE_CREATED, origin=after.origin)
     if now == NodeState.RUNNING:
         add(NoticeType.COMPUTE_NODE_RUNNING)
@@ -149,11 +149,13 @@ def launch_failed_notice(
 
 
 def status_notices(
-    previous: EnvStatus | None, report: StatusReport, env_name: str, at: datetime
+    announced: EnvStatus | None, report: StatusReport, env_name: str, at: datetime
 ) -> list[Notice]:
-    """Entering BACKOFF, ERROR, INVALID or CAPPED, once per entry (not every pass)."""
+    """Entering BACKOFF, ERROR, INVALID or CAPPED, once per episode: ``announced`` is the last
+    such status announced since the environment was last READY (a pool backing off flips
+    between BACKOFF and SCALING at every retry; that is one episode, not one per retry)."""
     kind = STATUS_NOTICES.get(report.status)
-    if kind is None or previous == report.status:
+    if kind is None or announced == report.status:
         return []
     next_attempt = report.next_attempt_at
     detail = {

@@ -105,6 +105,7 @@ class Sender:
                 scope.cancel()
                 del self._workers[name]
                 self.stats.depth.pop(name, None)
+                self.stats.failing.pop(name, None)
         for name, target in wanted.items():
             if name not in self._workers:
                 scope = anyio.CancelScope()

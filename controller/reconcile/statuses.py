@@ -40,8 +40,10 @@ class StatusWriter:
         self.current: dict[str, StatusKey] = {}  # env id -> what its row says now
         self._written_at: dict[str, float] = {}  # env id -> when (monotonic)
         self._short = ShortWatch(short_after_s)
-        # The status a row had before this writer wrote it (a previous run's or leader's):
-        # a status already announced is not announced again after a restart.
+        # env id -> the alarm status (BACKOFF, ERROR, ...) last announced since it was READY.
+        # Seeded from the status the row had before this writer wrote it (a previous run's or
+        # leader's): a status already announced is not announced again after a restart.
+        self._announced: dict[str, EnvStatus | None] = {}
         self._stored_status = stored_status
 
     def forget(self) -> None:
@@ -49,16 +51,22 @@ class StatusWriter:
         self.current.clear()
         self._written_at.clear()
         self._short.forget(list(self._short.since))
+        self._announced.clear()
 
     def short_due_at(self) -> list[datetime]:
         return self._short.due_at()
 
-    def _previous_status(self, env_id: str) -> EnvStatus | None:
-        key = self.current.get(env_id)
-        if key is not None:
-            return key[0]
-        stored = self._stored_status(env_id)
-        return EnvStatus(stored) if stored is not None and stored in EnvStatus.__members__ else None
+    def _status_notices(self, rep: StatusReport, name: str, now: datetime) -> list[Notice]:
+        if rep.env_id not in self._announced:
+            stored = self._stored_status(rep.env_id)
+            known = stored in EnvStatus.__members__
+            self._announced[rep.env_id] = EnvStatus(stored) if stored and known else None
+        notices = status_notices(self._announced[rep.env_id], rep, name, now)
+        if notices:
+            self._announced[rep.env_id] = rep.status
+        elif rep.status == EnvStatus.READY:
+            self._announced[rep.env_id] = None
+        return notices
 
     def status_of(self, env_id: str) -> EnvStatus | None:
         key = self.current.get(env_id)
@@ -78,7 +86,12 @@ class StatusWriter:
         notices: list[Notice] = []
         t = self.clock.monotonic()
         # Undone if the write fails, so its rows and notices are written by a later pass.
-        kept = (dict(self.current), dict(self._written_at), set(self._short.announced))
+        kept = (
+            dict(self.current),
+            dict(self._written_at),
+            set(self._short.announced),
+            dict(self._announced),
+        )
         self._short.forget([env_id for env_id in self._short.since if env_id not in specs])
         for rep in reports:
             name = names.get(rep.env_id, "")
@@ -100,7 +113,7 @@ class StatusWriter:
                 continue
             if key != previous:
                 self._log_change(rep, previous, specs, name)
-                notices += status_notices(self._previous_status(rep.env_id), rep, name, now)
+                notices += self._status_notices(rep, name, now)
             self.current[rep.env_id] = key
             self._written_at[rep.env_id] = t
             rows.append(
@@ -118,7 +131,7 @@ class StatusWriter:
         try:
             await self.store.record_statuses(rows, notices)
         except BaseException:
-            self.current, self._written_at, self._short.announced = kept
+            self.current, self._written_at, self._short.announced, self._announced = kept
             raise
 
     def _log_change(

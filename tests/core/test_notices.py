@@ -37,6 +37,7 @@ DELETING = node(NodeState.DELETING, instance_id="ins-1", end_reason="scale_in")
         (BASE, CREATING, [N.COMPUTE_NODE_CREATED]),
         (None, RUNNING, [N.COMPUTE_NODE_CREATED, N.COMPUTE_NODE_RUNNING]),  # adopted
         (CREATING, RUNNING, [N.COMPUTE_NODE_RUNNING]),
+        (None, replace(DELETING, end_reason="orphan"), [N.COMPUTE_NODE_DELETING]),  # an orphan
         (RUNNING, RUNNING, []),
         (RUNNING, DELETING, [N.COMPUTE_NODE_DELETING]),
         (
