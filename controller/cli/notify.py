@@ -51,6 +51,13 @@ def _with_targets(fn: Any) -> Any:
     return run_async(go)
 
 
+def _shown(views: Sequence[dict[str, Any]], output: str) -> list[dict[str, Any]]:
+    """Lists as comma-separated cells in a table; JSON keeps them lists."""
+    if output == "json":
+        return list(views)
+    return [{k: ",".join(v) if isinstance(v, list) else v for k, v in r.items()} for r in views]
+
+
 def _split(values: Sequence[str]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
@@ -95,7 +102,7 @@ def add(
     if output == "json":
         emit_one({**view, "secret": generated} if generated else view, output)
         return
-    emit([view], output, TARGET_COLUMNS)
+    emit(_shown([view], output), output, TARGET_COLUMNS)
     if generated:
         click.echo(f"signing secret: {generated}")
         click.echo(
@@ -107,7 +114,8 @@ def add(
 @OUTPUT_OPTION
 def list_targets(output: str) -> None:
     """Targets with their delivery state (URLs masked, secrets never shown)."""
-    emit(_with_targets(lambda targets: targets.list()), output, TARGET_COLUMNS)
+    views = _with_targets(lambda targets: targets.list())
+    emit(_shown(views, output), output, TARGET_COLUMNS)
 
 
 @notify.command("remove")

@@ -109,11 +109,19 @@ class Ledger:
             await self.store.record_launch_succeeded(token, request_id, outcome.nodes, now, notices)
         else:
             name = self._env_name(outcome.launch.env_id)
-            failed = launch_failed_notice(
-                outcome.launch, outcome.nodes, error.code, error.message, name, now
-            )
+            failed = [
+                launch_failed_notice(
+                    outcome.launch, outcome.nodes, error.code, error.message, name, now
+                )
+            ]
             await self.store.record_launch_failed(
-                token, error.code, error.message, error.request_id, outcome.nodes, now, [failed]
+                token,
+                error.code,
+                error.message,
+                error.request_id,
+                outcome.nodes,
+                now,
+                failed if outcome.nodes else [],
             )
         self._fleet.resolve_launch(token, outcome.nodes)
 
