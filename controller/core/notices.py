@@ -91,11 +91,14 @@ def _node_detail(node: Node) -> dict[str, object]:
 
 def node_notices(before: Node | None, after: Node, env_name: str, at: datetime) -> list[Notice]:
     """What one node's recorded change means; ``before`` None for a new record (adopted,
-    or an orphan found to terminate)."""
+    or an orphan found to terminate).
+
+    One record may hold several steps (a pass can see a node RUNNING and scale it in at
+    once), so what happened is read from the facts the record gained (an instance id, a
+    running time) as well as from its state: each step gets its notice, in order.
+    """
     was = before.state if before is not None else None
     now = after.state
-    if was == now:
-        return []
     out: list[Notice] = []
 
     def add(kind: NoticeType, **extra: object) -> None:
@@ -103,11 +106,14 @@ def node_notices(before: Node | None, after: Node, env_name: str, at: datetime) 
 
     reason = EndReason(after.end_reason) if after.end_reason else None
     detail = after.end_detail or ""
-    if after.instance_id and was in (None, NodeState.SUBMITTED) and after.alive:
+    new_id = after.instance_id and (before is None or before.instance_id is None)
+    if new_id and reason != EndReason.ORPHAN:
         add(NoticeType.COMPUTE_NODE_CREATED, origin=after.origin)
-    if now == NodeState.RUNNING:
+    if after.running_at is not None and (before is None or before.running_at is None):
         add(NoticeType.COMPUTE_NODE_RUNNING)
-    elif now == NodeState.DELETING:
+    if was == now:
+        return out
+    if now == NodeState.DELETING:
         if reason in FAILED_TO_START:
             add(NoticeType.COMPUTE_NODE_CREATION_FAILED, reason=reason.value, detail=detail)
         elif reason == EndReason.STOPPED:
@@ -118,11 +124,11 @@ def node_notices(before: Node | None, after: Node, env_name: str, at: datetime) 
             detail=detail,
         )
     elif now == NodeState.ENDED:
-        if was == NodeState.DELETING:
+        ended = ENDED_NOTICES.get(reason or EndReason.RELEASED)
+        if was == NodeState.DELETING or ended is None:
             add(NoticeType.COMPUTE_NODE_DELETED, reason=reason.value if reason else "")
         else:
-            kind = ENDED_NOTICES.get(reason or EndReason.RELEASED, NoticeType.COMPUTE_NODE_RELEASED)
-            add(kind, reason=(reason or EndReason.RELEASED).value, detail=detail)
+            add(ended, reason=(reason or EndReason.RELEASED).value, detail=detail)
     return out
 
 

@@ -27,8 +27,8 @@ def node(state: NodeState, **kw: object) -> Node:
 
 
 CREATING = node(NodeState.CREATING, instance_id="ins-1")
-RUNNING = node(NodeState.RUNNING, instance_id="ins-1")
-DELETING = node(NodeState.DELETING, instance_id="ins-1", end_reason="scale_in")
+RUNNING = node(NodeState.RUNNING, instance_id="ins-1", running_at=T0)
+DELETING = node(NodeState.DELETING, instance_id="ins-1", end_reason="scale_in", running_at=T0)
 
 
 @pytest.mark.parametrize(
@@ -37,9 +37,11 @@ DELETING = node(NodeState.DELETING, instance_id="ins-1", end_reason="scale_in")
         (BASE, CREATING, [N.COMPUTE_NODE_CREATED]),
         (None, RUNNING, [N.COMPUTE_NODE_CREATED, N.COMPUTE_NODE_RUNNING]),  # adopted
         (CREATING, RUNNING, [N.COMPUTE_NODE_RUNNING]),
-        (None, replace(DELETING, end_reason="orphan"), [N.COMPUTE_NODE_DELETING]),  # an orphan
+        (None, replace(DELETING, end_reason="orphan", running_at=None), [N.COMPUTE_NODE_DELETING]),
         (RUNNING, RUNNING, []),
         (RUNNING, DELETING, [N.COMPUTE_NODE_DELETING]),
+        # seen RUNNING and scaled in by the same pass: one record, both steps
+        (CREATING, DELETING, [N.COMPUTE_NODE_RUNNING, N.COMPUTE_NODE_DELETING]),
         (
             RUNNING,
             replace(DELETING, end_reason=EndReason.STOPPED.value),
@@ -47,18 +49,18 @@ DELETING = node(NodeState.DELETING, instance_id="ins-1", end_reason="scale_in")
         ),
         (
             CREATING,
-            replace(DELETING, end_reason=EndReason.LAUNCH_TIMEOUT.value),
+            replace(DELETING, end_reason=EndReason.LAUNCH_TIMEOUT.value, running_at=None),
             [N.COMPUTE_NODE_CREATION_FAILED, N.COMPUTE_NODE_DELETING],
         ),
         (DELETING, replace(DELETING, state=NodeState.ENDED), [N.COMPUTE_NODE_DELETED]),
         (
             RUNNING,
-            node(NodeState.ENDED, instance_id="ins-1", end_reason="interrupted"),
+            node(NodeState.ENDED, instance_id="ins-1", end_reason="interrupted", running_at=T0),
             [N.COMPUTE_NODE_INTERRUPTED],
         ),
         (
             RUNNING,
-            node(NodeState.ENDED, instance_id="ins-1", end_reason="released"),
+            node(NodeState.ENDED, instance_id="ins-1", end_reason="released", running_at=T0),
             [N.COMPUTE_NODE_RELEASED],
         ),
         (

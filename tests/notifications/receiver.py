@@ -38,6 +38,7 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     fail_next: int = 0  # answer the next N requests with ``fail_status``
     fail_status: int = 500
+    fail_every: int = 0  # also answer every Nth request with ``fail_status`` (0: never)
     answer: bytes = b"{}"  # a robot's answer: b'{"errcode":0,"errmsg":"ok"}'
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -62,8 +63,10 @@ def receiving(receiver: Receiver | None = None) -> Iterator[Receiver]:
             parts = urlsplit(self.path)
             headers = {k.lower(): v for k, v in self.headers.items()}
             with rec.lock:
-                failing = rec.fail_next > 0
-                if failing:
+                failing = rec.fail_next > 0 or (
+                    rec.fail_every > 0 and (len(rec.requests) + 1) % rec.fail_every == 0
+                )
+                if rec.fail_next > 0:
                     rec.fail_next -= 1
                 headers["x-test-answered"] = "fail" if failing else "ok"
                 rec.requests.append(Received(parts.path, parse_qs(parts.query), headers, body))
