@@ -31,6 +31,8 @@ from controller.core.events import Event
 from controller.core.model import NodeState
 from controller.errors import ConfigError, SpotControllerError, StoreUnavailable
 from controller.logs import get_logger
+from controller.notifications.metrics import SenderCollector
+from controller.notifications.sender import Sender
 from controller.reconcile.engine import Engine, EngineView
 from controller.secrets import Secret
 from controller.service import Environments
@@ -206,6 +208,8 @@ async def _supervise(settings: Settings, store: Store, *, demo: bool = False) ->
     async with CvmClient(settings) as client:
         engine = Engine(settings, store, client)
         console = Console.from_settings(settings, Environments(store, settings.region))
+        # Notifications: a task of its own, so a slow or dead target never holds up a pass.
+        sender = Sender(settings, store, leading=lambda: engine.view.leader)
         stop = anyio.Event()
         # Before "started": a bad API configuration (master key, port, TLS) is one line, exit 2.
         api = prepare_api(settings, store, client) if settings.api_addr else None
@@ -221,8 +225,10 @@ async def _supervise(settings: Settings, store: Store, *, demo: bool = False) ->
             tg.start_soon(_watch_signals, stop, tg.cancel_scope, settings.shutdown_deadline_s)
             tg.start_soon(_heartbeat, engine.view, settings.heartbeat_interval_s)
             async with anyio.create_task_group() as work:
+                work.start_soon(sender.run, stop)
                 if listener is not None:
-                    work.start_soon(health.serve, engine.view, listener, stop, console)
+                    collectors = [SenderCollector(sender.stats)]
+                    work.start_soon(health.serve, engine.view, listener, stop, console, collectors)
                     host, port = listener.getsockname()[:2]
                     addr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
                     log.info(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import anyio
@@ -225,11 +225,15 @@ class EngineCollector(Collector):
         )
 
 
-def build_app(view: EngineView, console: Console | None = None) -> Starlette:
+def build_app(
+    view: EngineView, console: Console | None = None, collectors: Sequence[Collector] = ()
+) -> Starlette:
     """The listener's app; the console under /console/ when one is given (else a 404 there
-    saying how to turn it on)."""
+    saying how to turn it on); ``collectors``: more metrics (the notification sender's)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(EngineCollector(view))
+    for collector in collectors:
+        registry.register(collector)
     stale_s = stale_after_s(view.poll_interval_s)
 
     async def healthz(_: Request) -> Response:
@@ -306,10 +310,14 @@ def bind(addr: str) -> socket.socket:
 
 
 async def serve(
-    view: EngineView, sock: socket.socket, stop: anyio.Event, console: Console | None = None
+    view: EngineView,
+    sock: socket.socket,
+    stop: anyio.Event,
+    console: Console | None = None,
+    collectors: Sequence[Collector] = (),
 ) -> None:
     """Serve the listener on a bound socket until ``stop`` is set."""
-    app = build_app(view, console)
+    app = build_app(view, console, collectors)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = _Server(config)
     async with anyio.create_task_group() as tg:

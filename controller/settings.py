@@ -277,6 +277,40 @@ class Settings:
         "auto (JSON when stdout is not a terminal, console when it is), json or console",
     )
     log_level: str = _setting("SPOT_CONTROLLER_LOG_LEVEL", "info", "debug, info, warning or error")
+    notify_short_after_s: float = _setting(
+        "SPOT_CONTROLLER_NOTIFY_SHORT_AFTER_S",
+        600.0,
+        "An environment running fewer instances than desired for this long sends "
+        "COMPUTE_ENV_SHORT (once, until it is back at desired)",
+        "s",
+    )
+    notify_poll_interval_s: float = _setting(
+        "SPOT_CONTROLLER_NOTIFY_POLL_INTERVAL_S",
+        1.0,
+        "How often the notification sender looks for new events in the outbox",
+        "s",
+    )
+    notify_timeout_s: float = _setting(
+        "SPOT_CONTROLLER_NOTIFY_TIMEOUT_S", 10.0, "Timeout of one notification delivery", "s"
+    )
+    notify_backoff_base_s: float = _setting(
+        "SPOT_CONTROLLER_NOTIFY_BACKOFF_BASE_S",
+        1.0,
+        "First wait before a failed notification is sent again",
+        "s",
+    )
+    notify_backoff_max_s: float = _setting(
+        "SPOT_CONTROLLER_NOTIFY_BACKOFF_MAX_S",
+        60.0,
+        "Largest wait between attempts at a notification target that keeps failing",
+        "s",
+    )
+    notify_queue_max: int = _setting(
+        "SPOT_CONTROLLER_NOTIFY_QUEUE_MAX",
+        10000,
+        "Events kept per notification target; beyond it the oldest are dropped (counted)",
+        "events",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

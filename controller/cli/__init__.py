@@ -1,8 +1,9 @@
 """The ``spot-controller`` command line: run the daemon, manage environments, migrate the store.
 
-One module per command group (``env``, ``db``, the daemon's ``run`` and ``status``); this one
-builds the top-level group. Bad input gets one line naming the field and the rule, and exit
-code 2; nothing is written. Only ``db upgrade`` and the daemon migrate the database.
+One module per command group (``env``, ``db``, ``notify``, the daemon's ``run`` and
+``status``); this one builds the top-level group. Bad input gets one line naming the field
+and the rule, and exit code 2; nothing is written. Only ``db upgrade`` and the daemon
+migrate the database.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from controller.cli.console import console
 from controller.cli.daemon import run, status
 from controller.cli.db import db
 from controller.cli.env import env
+from controller.cli.notify import notify
 from controller.cli.offerings import offerings
 from controller.cli.output import OUTPUT_OPTION, SETTING_COLUMNS, emit
 from controller.cli.whatif import whatif
@@ -49,7 +51,7 @@ def show_config(ctx: click.Context, output: str) -> None:
     emit(settings_of(ctx).describe(), output, SETTING_COLUMNS)
 
 
-for command in (run, status, db, env, console, offerings, whatif, api, api_key):
+for command in (run, status, db, env, console, offerings, whatif, api, api_key, notify):
     main.add_command(command)
 
 

@@ -90,6 +90,12 @@ class Event(StrEnum):
     REPLACEMENT_DONE = "replacement_done"
     SPEND_CAP_REACHED = "spend_cap_reached"
     PRICE_REFRESH_FAILED = "price_refresh_failed"
+    # notifications
+    NOTIFICATION_SENT = "notification_sent"  # debug
+    NOTIFICATION_FAILED = "notification_failed"
+    NOTIFICATION_REFUSED = "notification_refused"
+    NOTIFICATIONS_DROPPED = "notifications_dropped"
+    NOTIFIER_STORE_FAILED = "notifier_store_failed"
     # environments
     ENV_STATUS = "env_status"
     ENV_CONVERGED = "env_converged"

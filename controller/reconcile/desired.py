@@ -25,6 +25,8 @@ class DesiredState:
         self.specs: dict[str, EnvironmentSpec] = {}
         self.invalid: dict[str, str] = {}  # env id -> reason naming the field
         self.names: dict[str, str] = {}  # env id -> name, also of rows since deleted
+        # env id -> the status column as last read (what a previous leader or run wrote)
+        self.stored_status: dict[str, str] = {}
         # env id -> (the row's user columns, its spec or the reason it is invalid)
         self._parsed: dict[str, tuple[tuple[Any, ...], EnvironmentSpec | str]] = {}
         self._invalid_logged: dict[str, str] = {}
@@ -62,6 +64,7 @@ class DesiredState:
         specs: dict[str, EnvironmentSpec] = {}
         invalid: dict[str, str] = {}
         parsed: dict[str, tuple[tuple[Any, ...], EnvironmentSpec | str]] = {}
+        self.stored_status = {row["id"]: row["status"] for row in rows}
         for row in rows:
             env_id = row["id"]
             self.names[env_id] = row["name"]

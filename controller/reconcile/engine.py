@@ -62,15 +62,21 @@ class Engine:
         self.started_at = 0.0  # monotonic, set by run(): an engine never run is not alive
         self.wakeup = Wakeup(clock)
         self.fleet = FleetState()
-        self.ledger = Ledger(store, self.fleet)
         self.desired = DesiredState(store, settings.region, settings.resync_interval_s)
+        self.ledger = Ledger(store, self.fleet, self.desired.name)
         self.backoff = BackoffBook(
             base_s=settings.backoff_base_s,
             max_s=settings.backoff_max_s,
             error_retry_s=settings.error_retry_s,
             rng=rng or random.Random(),
         )
-        self.statuses = StatusWriter(store, clock, settings.resync_interval_s)
+        self.statuses = StatusWriter(
+            store,
+            clock,
+            settings.resync_interval_s,
+            short_after_s=settings.notify_short_after_s,
+            stored_status=self.desired.stored_status.get,
+        )
         self.counters = Counters()
         self.leadership = Leadership(
             settings, store, clock, on_acquired=self._lease_acquired, on_lost=self._lease_lost

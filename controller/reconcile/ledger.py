@@ -4,18 +4,23 @@ Every change to what the engine believes (a launch intended or answered, a node 
 adopted or ended) is written to the store in one transaction and only then applied to
 :class:`FleetState`. If the write fails nothing in memory changed, so memory is never ahead of
 the records; the pass then reloads from the records and waits for a fresh sweep.
+
+The notifications a change produces (:mod:`controller.core.notices`) are worked out here, from
+memory as it was and the records as they will be, and written in the same transaction.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from controller.core.events import Event
 from controller.core.instances import Instance
 from controller.core.launches import LaunchIntent, LaunchOutcome
 from controller.core.model import CREATE_NODE, ActivityRecord, Node, NodeState
+from controller.core.notices import Notice, launch_failed_notice, node_notices, note_notices
+from controller.core.plan import Note
 from controller.core.transitions import Effects
 from controller.logs import get_logger
 from controller.reconcile.fleet import FleetState
@@ -27,8 +32,19 @@ RESTORED_CAUSE = "restored: the record of this live instance was deleted outside
 
 
 class Ledger:
-    def __init__(self, store: Store, fleet: FleetState) -> None:
-        self.store, self._fleet = store, fleet
+    def __init__(
+        self, store: Store, fleet: FleetState, env_name: Callable[[str], str] = lambda _: ""
+    ) -> None:
+        self.store, self._fleet, self._env_name = store, fleet, env_name
+
+    def _node_notices(self, nodes: Sequence[Node], now: datetime) -> list[Notice]:
+        return [
+            notice
+            for node in nodes
+            for notice in node_notices(
+                self._fleet.nodes.get(node.id), node, self._env_name(node.env_id), now
+            )
+        ]
 
     async def load(self) -> None:
         """Read the durable records: live nodes and unresolved launches."""
@@ -89,23 +105,45 @@ class Ledger:
         token = outcome.launch.client_token
         error = outcome.error
         if error is None:
-            await self.store.record_launch_succeeded(token, request_id, outcome.nodes, now)
+            notices = self._node_notices(outcome.nodes, now)
+            await self.store.record_launch_succeeded(token, request_id, outcome.nodes, now, notices)
         else:
+            name = self._env_name(outcome.launch.env_id)
+            failed = [
+                launch_failed_notice(
+                    outcome.launch, outcome.nodes, error.code, error.message, name, now
+                )
+            ]
             await self.store.record_launch_failed(
-                token, error.code, error.message, error.request_id, outcome.nodes, now
+                token,
+                error.code,
+                error.message,
+                error.request_id,
+                outcome.nodes,
+                now,
+                failed if outcome.nodes else [],
             )
         self._fleet.resolve_launch(token, outcome.nodes)
 
     async def record_effects(
-        self, effects: Effects, now: datetime, seen: Mapping[str, Instance]
+        self,
+        effects: Effects,
+        now: datetime,
+        seen: Mapping[str, Instance],
+        notes: Sequence[Note] = (),
     ) -> None:
-        """A plan's node changes, adoptions and orphans; ``seen``: what the pass observed."""
+        """A plan's node changes, adoptions and orphans; ``seen``: what the pass observed;
+        ``notes``: its capacity events (compensation started or ended)."""
         changed = list(effects.changed_nodes.values())
+        notices = self._node_notices([*changed, *effects.new_nodes], now)
+        for note in notes:
+            notices += note_notices(note, self._env_name(note.env_id), now)
         await self.store.record_changes(
             new_nodes=effects.new_nodes,
             changed_nodes=changed,
             new_activities=effects.new_activities,
             finished_activities=effects.finished_activities,
+            notices=notices,
             now=now,
         )
         self._fleet.put(changed)

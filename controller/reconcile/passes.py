@@ -145,7 +145,7 @@ class Passes:
             reports = unobserved_reports(
                 p.desired.invalid, list(p.desired.specs), p.observer.sweep_error
             )
-            await p.statuses.write(reports, now, p.desired.specs, p.desired.names)
+            await p.statuses.write(reports, now, p.desired.specs, p.desired.names, observed=False)
             return None
         if (
             self._audited_at is None
@@ -228,7 +228,8 @@ class Passes:
             await p.ledger.record_intents(batch)  # if this fails, nothing of it is sent
             for intent in batch:
                 p.launcher.start(intent)
-        await p.ledger.record_effects(effects, now, obs.instances if obs is not None else {})
+        seen = obs.instances if obs is not None else {}
+        await p.ledger.record_effects(effects, now, seen, plan.notes)
         for env_id, reason in effects.ended:
             p.counters.add("ended", env_id, reason.value)
         for node in effects.changed_nodes.values():
@@ -264,6 +265,7 @@ class Passes:
         ends = self.p.backoff.ends()
         ends += [asked + retry for asked in self.p.launcher.terminate_requested.values()]
         ends += plan_timers  # e.g. compensation becoming due
+        ends += self.p.statuses.short_due_at()  # an environment short long enough to announce
         for end in ends:
             if end > now:
                 soonest = min(soonest, (end - now).total_seconds())

@@ -2,16 +2,18 @@
 
 A row's status is rewritten when its status, reason or counts change, and at least once a
 resync interval (so ``last_reconciled_at`` shows the daemon is alive); each change is one
-``env_status`` log line, and reaching READY one ``env_converged``.
+``env_status`` log line, and reaching READY one ``env_converged``. Entering BACKOFF, ERROR,
+INVALID or CAPPED, and being short for ``short_after_s``, are notices written with the rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from controller.core.events import Event
+from controller.core.notices import Notice, ShortWatch, status_notices
 from controller.core.plan import EnvStatus, StatusReport
 from controller.core.spec import EnvironmentSpec
 from controller.errors import Blocks, CloudError
@@ -25,15 +27,46 @@ StatusKey = tuple[EnvStatus, str, int, int, int, datetime | None]
 
 
 class StatusWriter:
-    def __init__(self, store: Store, clock: Clock, resync_interval_s: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        resync_interval_s: float,
+        *,
+        short_after_s: float = 600.0,
+        stored_status: Callable[[str], str | None] = lambda _: None,
+    ) -> None:
         self.store, self.clock, self.resync_interval_s = store, clock, resync_interval_s
         self.current: dict[str, StatusKey] = {}  # env id -> what its row says now
         self._written_at: dict[str, float] = {}  # env id -> when (monotonic)
+        self._short = ShortWatch(short_after_s)
+        # env id -> the alarm status (BACKOFF, ERROR, ...) last announced since it was READY.
+        # Seeded from the status the row had before this writer wrote it (a previous run's or
+        # leader's): a status already announced is not announced again after a restart.
+        self._announced: dict[str, EnvStatus | None] = {}
+        self._stored_status = stored_status
 
     def forget(self) -> None:
         """Write every row again (a new lease: another replica may have written them)."""
         self.current.clear()
         self._written_at.clear()
+        self._short.forget(list(self._short.since))
+        self._announced.clear()
+
+    def short_due_at(self) -> list[datetime]:
+        return self._short.due_at()
+
+    def _status_notices(self, rep: StatusReport, name: str, now: datetime) -> list[Notice]:
+        if rep.env_id not in self._announced:
+            stored = self._stored_status(rep.env_id)
+            known = stored in EnvStatus.__members__
+            self._announced[rep.env_id] = EnvStatus(stored) if stored and known else None
+        notices = status_notices(self._announced[rep.env_id], rep, name, now)
+        if notices:
+            self._announced[rep.env_id] = rep.status
+        elif rep.status == EnvStatus.READY:
+            self._announced[rep.env_id] = None
+        return notices
 
     def status_of(self, env_id: str) -> EnvStatus | None:
         key = self.current.get(env_id)
@@ -45,10 +78,27 @@ class StatusWriter:
         now: datetime,
         specs: Mapping[str, EnvironmentSpec],
         names: Mapping[str, str],
+        *,
+        observed: bool = True,
     ) -> None:
+        """``observed``: the reports' counts are what a sweep saw (not so before the first)."""
         rows: list[dict[str, Any]] = []
+        notices: list[Notice] = []
         t = self.clock.monotonic()
+        # Undone if the write fails, so its rows and notices are written by a later pass.
+        kept = (
+            dict(self.current),
+            dict(self._written_at),
+            set(self._short.announced),
+            dict(self._announced),
+        )
+        self._short.forget([env_id for env_id in self._short.since if env_id not in specs])
         for rep in reports:
+            name = names.get(rep.env_id, "")
+            if observed:
+                spec = specs.get(rep.env_id)
+                desired = spec.desired_count if spec is not None else None
+                notices += self._short.update(rep.env_id, name, rep.running, desired, now)
             key: StatusKey = (
                 rep.status,
                 rep.reason,
@@ -62,7 +112,8 @@ class StatusWriter:
             if key == previous and not stale:
                 continue
             if key != previous:
-                self._log_change(rep, previous, specs, names.get(rep.env_id, ""))
+                self._log_change(rep, previous, specs, name)
+                notices += self._status_notices(rep, name, now)
             self.current[rep.env_id] = key
             self._written_at[rep.env_id] = t
             rows.append(
@@ -77,7 +128,11 @@ class StatusWriter:
                     "last_reconciled_at": now,
                 }
             )
-        await self.store.record_statuses(rows)
+        try:
+            await self.store.record_statuses(rows, notices)
+        except BaseException:
+            self.current, self._written_at, self._short.announced, self._announced = kept
+            raise
 
     def _log_change(
         self,

@@ -1,7 +1,8 @@
 """The engine's side: the rows it reads each pass, and the records it writes before and
 after each action (launch intents and results, node changes, activities, statuses).
 
-Every write is fenced: it goes through only while this replica holds the lease.
+Every write is fenced: it goes through only while this replica holds the lease. Each takes
+the notices its records produce and writes them to the outbox in the same transaction.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from controller.core.instances import Offering
 from controller.core.model import CREATE_NODE, ActivityRecord, Launch, Node, NodeState
+from controller.core.notices import Notice
 from controller.core.spec import STATUS_COLUMNS
-from controller.store.connection import StoreBase
 from controller.store.environments import NUMERIC_CAPACITY_COLUMNS
 from controller.store.notify import EnvironmentChanges, watch_environment_changes
+from controller.store.outbox import OutboxWriter
 from controller.store.rows import (
     activity_values,
     node_from_row,
@@ -36,7 +38,7 @@ from controller.store.schema import (
 )
 
 
-class EngineRecords(StoreBase):
+class EngineRecords(OutboxWriter):
     def watch_changes(self) -> AbstractAsyncContextManager[EnvironmentChanges]:
         """Listen for users' commits to ``compute_environments`` (PostgreSQL; SQLite: never).
 
@@ -176,7 +178,12 @@ class EngineRecords(StoreBase):
         )
 
     async def record_launch_succeeded(
-        self, client_token: str, request_id: str | None, nodes: Sequence[Node], now: datetime
+        self,
+        client_token: str,
+        request_id: str | None,
+        nodes: Sequence[Node],
+        now: datetime,
+        notices: Sequence[Notice] = (),
     ) -> None:
         """After RunInstances: the instance ids on the launch's nodes (already set in memory)."""
         async with self._tx(fenced=True) as conn:
@@ -200,6 +207,7 @@ class EngineRecords(StoreBase):
                     ),
                     [{"b_node_id": n.id, "b_instance_id": n.instance_id} for n in nodes],
                 )
+            await self._write_notices(conn, notices)
 
     async def record_launch_failed(
         self,
@@ -209,6 +217,7 @@ class EngineRecords(StoreBase):
         request_id: str | None,
         nodes: Sequence[Node],
         now: datetime,
+        notices: Sequence[Notice] = (),
     ) -> None:
         async with self._tx(fenced=True) as conn:
             await self._resolve_launch(
@@ -230,6 +239,7 @@ class EngineRecords(StoreBase):
                 )
                 .values(state="FAILED", state_reason=f"{code}: {message}"[:1000], end_time=now),
             )
+            await self._write_notices(conn, notices)
 
     async def record_changes(
         self,
@@ -238,13 +248,14 @@ class EngineRecords(StoreBase):
         changed_nodes: Sequence[Node] = (),
         new_activities: Sequence[ActivityRecord] = (),
         finished_activities: Sequence[tuple[str, str, str, str]] = (),
+        notices: Sequence[Notice] = (),
         now: datetime,
     ) -> None:
-        """One transaction for what a pass observed and decided.
+        """One transaction for what a pass observed and decided, and the notices it produced.
 
         ``finished_activities``: (node id, activity type, final state, reason).
         """
-        if not (new_nodes or changed_nodes or new_activities or finished_activities):
+        if not (new_nodes or changed_nodes or new_activities or finished_activities or notices):
             return
         async with self._tx(fenced=True) as conn:
             if new_nodes:
@@ -282,11 +293,14 @@ class EngineRecords(StoreBase):
                         for node_id, kind, state, reason in finished_activities
                     ],
                 )
+            await self._write_notices(conn, notices)
 
-    async def record_statuses(self, statuses: Iterable[Mapping[str, Any]]) -> None:
+    async def record_statuses(
+        self, statuses: Iterable[Mapping[str, Any]], notices: Sequence[Notice] = ()
+    ) -> None:
         """Write the controller's columns only: a user's concurrent UPDATE is never lost."""
         rows = [dict(s) for s in statuses]
-        if not rows:
+        if not rows and not notices:
             return
         stmt = (
             compute_environments.update()
@@ -297,7 +311,9 @@ class EngineRecords(StoreBase):
             {"b_id": r["env_id"], **{f"b_{col}": r[col] for col in STATUS_COLUMNS}} for r in rows
         ]
         async with self._tx(fenced=True) as conn:
-            await self._execute(conn, stmt, params)
+            if params:
+                await self._execute(conn, stmt, params)
+            await self._write_notices(conn, notices)
 
     async def _update_nodes(self, conn: AsyncConnection, nodes: Sequence[Node]) -> None:
         if not nodes:

@@ -327,3 +327,52 @@ api_client_tokens = sa.Table(
     sa.Column("env_id", sa.String(32), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False, default=_now),
 )
+
+# Notification targets (migration 0007). A user writes the target (CLI: `notify add`); the
+# sender alone writes the delivery columns, with column-scoped UPDATEs.
+NOTIFICATION_KINDS = ("webhook", "wecom", "dingtalk")
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("secret", sa.Text, nullable=True),  # webhook HMAC key; DingTalk's signing secret
+    sa.Column("events", sa.Text, nullable=False, server_default=""),  # comma-separated; "": all
+    sa.Column("env_ids", sa.Text, nullable=False, server_default=""),  # comma-separated; "": all
+    sa.Column("created_at", UTCDateTime, nullable=False, default=_now),
+    # --- written by the sender only ---
+    sa.Column("delivered_count", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rejected_count", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("dropped_count", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("last_attempt_at", UTCDateTime, nullable=True),
+    sa.Column("last_delivered_at", UTCDateTime, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=False, server_default=""),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=True),
+    sa.CheckConstraint(
+        "kind IN ({})".format(", ".join(f"'{k}'" for k in NOTIFICATION_KINDS)), name="kind_known"
+    ),
+)
+
+# One row per event and target, written in the transaction of the record that caused it (the
+# ledger's, the status writer's, or the user's own INSERT/DELETE of an environment, by trigger);
+# deleted once delivered. ``seq`` orders each target's queue.
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column(
+        "seq",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("target", sa.String(64), nullable=False),
+    sa.Column("event_id", sa.String(40), nullable=False),
+    sa.Column("event", sa.String(48), nullable=False),
+    sa.Column("env_id", sa.String(32), nullable=False, server_default=""),
+    sa.Column("payload", sa.Text, nullable=False),  # JSON of the notice's fields
+    sa.Column("created_at", UTCDateTime, nullable=False, default=_now),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("ix_outbox_target_seq", "target", "seq"),
+    sa.UniqueConstraint("target", "event_id"),
+)

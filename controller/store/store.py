@@ -4,7 +4,8 @@ The CLI, the service and the engine never write SQL; they call these methods, gr
 calls them: :class:`~controller.store.environments.EnvironmentQueries` (the user's side),
 :class:`~controller.store.records.EngineRecords` (the engine's reads and records),
 :class:`~controller.store.lease.LeaseQueries` (the controller lease),
-:class:`~controller.store.api_records.ApiQueries` (the API's keys, audit log, tokens), over
+:class:`~controller.store.api_records.ApiQueries` (the API's keys, audit log, tokens),
+:class:`~controller.store.outbox.OutboxQueries` (notification targets and their queues), over
 :class:`~controller.store.connection.StoreBase` (the engine, transactions, the fence).
 """
 
@@ -14,10 +15,11 @@ from controller.store.api_records import ApiQueries
 from controller.store.connection import Fence
 from controller.store.environments import EnvironmentQueries
 from controller.store.lease import LeaseQueries
+from controller.store.outbox import OutboxQueries
 from controller.store.records import EngineRecords
 
 __all__ = ["Fence", "Store"]
 
 
-class Store(EnvironmentQueries, EngineRecords, LeaseQueries, ApiQueries):
+class Store(EnvironmentQueries, EngineRecords, LeaseQueries, ApiQueries, OutboxQueries):
     """One database, every operation on it."""

@@ -30,6 +30,8 @@ from tests.chaos.harness import (
     convergence_bound_s,
     daemon_env,
 )
+from tests.chaos.notifications import NOTIFY_ENV, add_target, check_notifications
+from tests.notifications.receiver import Receiver, receiving
 from tests.support.polling import wait_until
 
 DURATION_S = float(os.environ.get("SPOT_CONTROLLER_CHAOS_DURATION_S", "25"))
@@ -82,6 +84,15 @@ def _create_environments(database_url: str) -> dict[str, int]:
 
 
 def run_chaos(database_url: str, sim_url: str, log_dir: Path, replicas: int) -> None:
+    # Every fifth delivery fails: retried, and across the kills nothing recorded is lost.
+    with receiving(Receiver(fail_every=5)) as rec:
+        add_target(database_url, rec)
+        _run_chaos(database_url, sim_url, log_dir, replicas, rec)
+
+
+def _run_chaos(
+    database_url: str, sim_url: str, log_dir: Path, replicas: int, rec: Receiver
+) -> None:
     seed, rng = chaos_rng()
     violations = Violations(seed)
     ground = Ground(sim_url, database_url)
@@ -89,7 +100,8 @@ def run_chaos(database_url: str, sim_url: str, log_dir: Path, replicas: int) -> 
     for env_id, desired in envs.items():
         ground.desired_history[env_id].append((time.monotonic(), desired))
     daemons = [
-        Daemon(f"daemon-{i}", daemon_env(database_url, sim_url), log_dir) for i in range(replicas)
+        Daemon(f"daemon-{i}", daemon_env(database_url, sim_url, **NOTIFY_ENV), log_dir)
+        for i in range(replicas)
     ]
     kills = 0
     try:
@@ -164,6 +176,7 @@ def run_chaos(database_url: str, sim_url: str, log_dir: Path, replicas: int) -> 
         ground.check_history(violations)
         if replicas > 1:
             check_one_actor_at_a_time(ground, violations)
+        check_notifications(ground, rec, violations)
         for d in daemons:
             code = d.stop()
             if code != 0:

@@ -163,7 +163,7 @@ def test_guide_explains_every_environment_status() -> None:
 
 
 def test_metrics_named_by_the_guide_are_exported() -> None:
-    source = HEALTH.read_text()
+    source = HEALTH.read_text() + (ROOT / "controller/notifications/metrics.py").read_text()
     exported = set(re.findall(r'GaugeMetricFamily\(\s*"(spot_controller_\w+)"', source))
     counters = re.findall(r'CounterMetricFamily\(\s*"(spot_controller_\w+)"', source)
     exported |= {f"{name}_total" for name in counters}

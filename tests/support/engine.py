@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from controller.cloud.client import CvmClient
 from controller.core.instances import LaunchRequest
 from controller.core.model import ActivityRecord, Launch, Node, NodeState
+from controller.core.notices import Notice
 from controller.core.plan import Plan
 from controller.errors import StoreError
 from controller.ids import new_env_id
@@ -98,6 +99,7 @@ class RecordingStore(Store):
         changed_nodes: Sequence[Node] = (),
         new_activities: Sequence[ActivityRecord] = (),
         finished_activities: Sequence[tuple[str, str, str, str]] = (),
+        notices: Sequence[Notice] = (),
         now: datetime,
     ) -> None:
         await (
@@ -111,6 +113,7 @@ class RecordingStore(Store):
             changed_nodes=changed_nodes,
             new_activities=new_activities,
             finished_activities=finished_activities,
+            notices=notices,
             now=now,
         )
 

@@ -1,0 +1,1 @@
+"""Event notifications: targets, message formats, and the sender that drains the outbox."""
