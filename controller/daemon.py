@@ -30,7 +30,7 @@ from controller.errors import ConfigError, SpotControllerError, StoreUnavailable
 from controller.logs import get_logger
 from controller.reconcile.engine import Engine, EngineView
 from controller.secrets import Secret
-from controller.service import Environments
+from controller.service import Environments, Market
 from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY, Settings
 from controller.store.database import describe_url, normalise_url
 from controller.store.store import Store
@@ -201,7 +201,8 @@ def _listen(settings: Settings, *, any_port: bool) -> socket.socket | None:
 async def _supervise(settings: Settings, store: Store, *, demo: bool = False) -> int:
     async with CvmClient(settings) as client:
         engine = Engine(settings, store, client)
-        console = Console.from_settings(settings, Environments(store, settings.region))
+        market = Market(engine.view.offerings)  # the console's prices: this engine's cache
+        console = Console.from_settings(settings, Environments(store, settings.region), market)
         stop = anyio.Event()
         log.info(
             Event.DAEMON_STARTED,

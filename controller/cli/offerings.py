@@ -21,6 +21,7 @@ from controller.core.instances import CHARGE_TYPES
 from controller.core.spec import validate_instance_type, validate_zone
 from controller.reconcile.clock import Clock
 from controller.reconcile.offerings import OfferingCache, OfferingRow
+from controller.service.market import OfferingView
 
 OFFERING_COLUMNS = (
     ("zone", "zone"),
@@ -37,20 +38,8 @@ OFFERING_COLUMNS = (
 
 
 def offering_json(row: OfferingRow) -> dict[str, Any]:
-    offer, per_vcpu = row.offer, row.offer.per_vcpu()
-    until = row.unavailable_until
-    return {
-        "zone": row.offering.zone,
-        "instance_type": row.offering.instance_type,
-        "charge_type": row.offering.charge_type,
-        "status": offer.status,
-        "stock_class": offer.stock_class,
-        "price": None if offer.price is None else str(offer.price),
-        "price_per_vcpu": None if per_vcpu is None else f"{per_vcpu:.4f}",
-        "cpu": offer.cpu,
-        "memory": offer.memory,
-        "unavailable_until": None if until is None else until.strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
+    """The service's view of the row, as the console shows it too."""
+    return OfferingView.of(row).to_json()
 
 
 @click.command("offerings")
