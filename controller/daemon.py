@@ -60,6 +60,9 @@ DEMO_ENVIRONMENT = {
     "image_id": "img-pmqg1cw7",
     "max_price": "0.60",
     "desired_count": 3,
+    # Reads the market (one type, one zone: the same launches as PRIORITY), so the offering
+    # cache asks for its zone and the console's Market page and Create form show prices.
+    "allocation_strategy": "PRICE_CAPACITY_OPTIMIZED",
 }
 
 
