@@ -3,7 +3,8 @@
 It asks DescribeZoneInstanceConfigInfos itself (one call per charge type, narrowed by the
 filters given), through the same client and cache the daemon uses, so what it prints is what
 a placement strategy would choose from. A running daemon's unavailable offerings (a failed
-launch's backoff) are on its /metrics (``spot_controller_offering_unavailable_until_seconds``).
+launch's backoff) are on its /metrics (``spot_controller_offering_unavailable_until_seconds``)
+and its console's Market page, which shows the same view (``controller.service.market``).
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ DEFAULT_REFRESH_S = 300.0
 
 @dataclass(frozen=True)
 class OfferingRow:
-    """One entry as the CLI and /metrics show it."""
+    """One entry as the CLI, /metrics and the console's Market page show it."""
 
     offering: Offering
     offer: MarketOffer
