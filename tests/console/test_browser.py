@@ -264,5 +264,14 @@ async def test_the_market_page_and_the_create_forms_offers_in_a_browser(
         await page.get_by_label("Charge type").select_option("")
         await expect(row).to_have_count(1)
         await expect(on_demand).to_have_count(1)
+
+        # The rows refresh by themselves: a launch refused after the page loaded shows its
+        # backoff without a reload.
+        await page.evaluate("window.loadedOnce = true")
+        rig.sim.world.pools[("ap-guangzhou-3", "SA2.LARGE8")].capacity = 0
+        await rig.environments.create({**spec, "name": "later", "instance_type": "SA2.LARGE8"})
+        later = page.locator('tr[data-offering="ap-guangzhou-3/SA2.LARGE8/SPOTPAID"]')
+        await expect(later.locator(".backoff")).to_contain_text("capacity", timeout=WAIT_MS)
+        assert await page.evaluate("window.loadedOnce === true")
         await page.screenshot(path=screenshots / "market" / "market.png", full_page=True)
         await page.close()
