@@ -35,7 +35,7 @@ from controller.notifications.metrics import SenderCollector
 from controller.notifications.sender import Sender
 from controller.reconcile.engine import Engine, EngineView
 from controller.secrets import Secret
-from controller.service import Environments
+from controller.service import Environments, Market
 from controller.settings import SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY, Settings
 from controller.store.database import describe_url, normalise_url
 from controller.store.store import Store
@@ -65,6 +65,9 @@ DEMO_ENVIRONMENT = {
     "image_id": "img-pmqg1cw7",
     "max_price": "0.60",
     "desired_count": 3,
+    # Reads the market (one type, one zone: the same launches as PRIORITY), so the offering
+    # cache asks for its zone and the console's Market page and Create form show prices.
+    "allocation_strategy": "PRICE_CAPACITY_OPTIMIZED",
 }
 
 
@@ -207,7 +210,8 @@ def _listen(settings: Settings, *, any_port: bool) -> socket.socket | None:
 async def _supervise(settings: Settings, store: Store, *, demo: bool = False) -> int:
     async with CvmClient(settings) as client:
         engine = Engine(settings, store, client)
-        console = Console.from_settings(settings, Environments(store, settings.region))
+        market = Market(engine.view.offerings)  # the console's prices: this engine's cache
+        console = Console.from_settings(settings, Environments(store, settings.region), market)
         # Notifications: a task of its own, so a slow or dead target never holds up a pass.
         sender = Sender(settings, store, leading=lambda: engine.view.leader)
         stop = anyio.Event()

@@ -3,7 +3,8 @@
 It asks DescribeZoneInstanceConfigInfos itself (one call per charge type, narrowed by the
 filters given), through the same client and cache the daemon uses, so what it prints is what
 a placement strategy would choose from. A running daemon's unavailable offerings (a failed
-launch's backoff) are on its /metrics (``spot_controller_offering_unavailable_until_seconds``).
+launch's backoff) are on its /metrics (``spot_controller_offering_unavailable_until_seconds``)
+and its console's Market page, which shows the same view (``controller.service.market``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from controller.core.instances import CHARGE_TYPES
 from controller.core.spec import validate_instance_type, validate_zone
 from controller.reconcile.clock import Clock
 from controller.reconcile.offerings import OfferingCache, OfferingRow
+from controller.service.market import OfferingView
 
 OFFERING_COLUMNS = (
     ("zone", "zone"),
@@ -37,20 +39,8 @@ OFFERING_COLUMNS = (
 
 
 def offering_json(row: OfferingRow) -> dict[str, Any]:
-    offer, per_vcpu = row.offer, row.offer.per_vcpu()
-    until = row.unavailable_until
-    return {
-        "zone": row.offering.zone,
-        "instance_type": row.offering.instance_type,
-        "charge_type": row.offering.charge_type,
-        "status": offer.status,
-        "stock_class": offer.stock_class,
-        "price": None if offer.price is None else str(offer.price),
-        "price_per_vcpu": None if per_vcpu is None else f"{per_vcpu:.4f}",
-        "cpu": offer.cpu,
-        "memory": offer.memory,
-        "unavailable_until": None if until is None else until.strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
+    """The service's view of the row, as the console shows it too."""
+    return OfferingView.of(row).to_json()
 
 
 @click.command("offerings")

@@ -19,8 +19,9 @@ from starlette.staticfiles import StaticFiles
 from controller.console import login, pages
 from controller.console.auth import Authenticator, from_hashes
 from controller.console.history import SAMPLE_INTERVAL_S, History
+from controller.console.market import routes as market_routes
 from controller.console.web import PREFIX, ConsoleState, refused
-from controller.service import Environments
+from controller.service import Environments, Market
 from controller.settings import Settings
 
 STATIC = Path(__file__).with_name("static")
@@ -34,24 +35,34 @@ class Console:
         authenticator: Authenticator,
         session_s: float,
         sample_interval_s: float = SAMPLE_INTERVAL_S,
+        market: Market | None = None,
     ) -> None:
         history = History(environments, sample_interval_s)
-        self.state = ConsoleState.create(environments, authenticator, session_s, history)
+        self.state = ConsoleState.create(
+            environments, authenticator, session_s, history, market or Market()
+        )
 
     @classmethod
-    def from_settings(cls, settings: Settings, environments: Environments) -> Console | None:
-        """The console the settings configure; None when no credential is (it is off)."""
+    def from_settings(
+        cls, settings: Settings, environments: Environments, market: Market | None = None
+    ) -> Console | None:
+        """The console the settings configure; None when no credential is (it is off).
+        ``market`` reads the daemon's offering cache (without it, no price is known)."""
         authenticator = from_hashes(
             settings.console_password_hash.reveal(),
             settings.console_readonly_password_hash.reveal(),
         )
         if not authenticator.enabled:
             return None
-        return cls(environments, authenticator, settings.console_session_s)
+        return cls(environments, authenticator, settings.console_session_s, market=market)
 
     def mount(self) -> Mount:
         routes: list[BaseRoute] = [Route("/", _to_list)]
-        for path, endpoint, methods in (*login.routes(self.state), *pages.routes(self.state)):
+        for path, endpoint, methods in (
+            *login.routes(self.state),
+            *pages.routes(self.state),
+            *market_routes(self.state),
+        ):
             routes.append(Route(path, endpoint, methods=methods))
         routes.append(Mount("/static", app=StaticFiles(directory=STATIC), name="static"))
         return Mount(PREFIX, routes=routes)

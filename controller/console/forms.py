@@ -21,13 +21,26 @@ class Field:
     hint: str = ""
     kind: str = "text"  # text, number, checkbox, textarea, billing
     placeholder: str = ""
+    suggest: str = ""  # the id of a <datalist> of known values (the market's)
 
 
 REQUIRED = (
     Field("name", "Name", "letters, digits, space, - _ . (up to 60)", placeholder="web"),
-    Field("zone", "Zone", "an availability zone that sells spot", placeholder="ap-guangzhou-3"),
+    Field(
+        "zone",
+        "Zone",
+        "an availability zone that sells spot",
+        placeholder="ap-guangzhou-3",
+        suggest="zone-list",
+    ),
     Field("billing_mode", "Billing mode", kind="billing"),
-    Field("instance_type", "Instance type", placeholder="S2.MEDIUM4"),
+    Field(
+        "instance_type",
+        "Instance type",
+        "prices and stock of the zone's types below",
+        placeholder="S2.MEDIUM4",
+        suggest="type-list",
+    ),
     Field("image_id", "Image", "image id", placeholder="img-pmqg1cw7"),
     Field("max_price", "Max price", "highest spot bid, CNY per hour", placeholder="0.60"),
     Field("desired_count", "Desired count", "instances to keep alive, 0 to 2000", "number"),

@@ -15,6 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from controller.console import forms
 from controller.console.auth import Session
 from controller.console.chart import render_svg
+from controller.console.market import offers
 from controller.console.web import PREFIX, ConsoleState, RouteSpec, action, page, refused
 from controller.core.events import Event
 from controller.errors import ValidationFailed
@@ -67,6 +68,7 @@ def routes(state: ConsoleState) -> list[RouteSpec]:
             "required": forms.REQUIRED,
             "optional": forms.OPTIONAL,
             "modes": forms.BILLING_MODES,
+            **offers(state.market, values.get("zone", ""), values.get("billing_mode", "")),
             **more,
         }
         return render(template, context, status_code=status_code, session=session)

@@ -21,7 +21,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from controller.console.auth import Authenticator, LoginThrottle, Session, Sessions
 from controller.console.history import History
 from controller.errors import StoreError
-from controller.service import EnvironmentNotFound, Environments
+from controller.service import EnvironmentNotFound, Environments, Market
 from controller.service.billing import billing_mode_of
 
 PREFIX = "/console"
@@ -49,6 +49,11 @@ def _when(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _clock(value: Any) -> str:
+    """The time of day (UTC) alone, for the market's recent times; the date goes in a title."""
+    return value.strftime("%H:%M:%SZ") if isinstance(value, datetime) else _when(value)
+
+
 def _templates() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("controller.console", "templates"),
@@ -56,6 +61,7 @@ def _templates() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["when"] = _when
+    env.filters["clock"] = _clock
     env.globals["billing_mode_of"] = billing_mode_of
     env.globals["prefix"] = PREFIX
     return env
@@ -72,6 +78,7 @@ class ConsoleState:
     throttle: LoginThrottle
     session_s: float
     templates: jinja2.Environment
+    market: Market
 
     @classmethod
     def create(
@@ -80,6 +87,7 @@ class ConsoleState:
         authenticator: Authenticator,
         session_s: float,
         history: History,
+        market: Market,
     ) -> ConsoleState:
         return cls(
             environments=environments,
@@ -89,6 +97,7 @@ class ConsoleState:
             throttle=LoginThrottle(),
             session_s=session_s,
             templates=_templates(),
+            market=market,
         )
 
     def render(

@@ -40,12 +40,13 @@ DEFAULT_REFRESH_S = 300.0
 
 @dataclass(frozen=True)
 class OfferingRow:
-    """One entry as the CLI and /metrics show it."""
+    """One entry as the CLI, /metrics and the console's Market page show it."""
 
     offering: Offering
     offer: MarketOffer
     refreshed_at: datetime
     unavailable_until: datetime | None  # a launch failed: the backoff's end
+    backoff: Block | None = None  # that backoff (its kind and reason), while in force
 
 
 def needs(specs: Iterable[EnvironmentSpec], refresh_s: float) -> dict[tuple[str, str], float]:
@@ -183,19 +184,17 @@ class OfferingCache:
             if offer.price is not None:
                 self.prices[key] = offer.price
 
-    def unavailable_until(self, offering: Offering, now: datetime) -> datetime | None:
-        """When the backoff of a launch failed in ``offering`` ends (for every environment)."""
+    def blocked(self, offering: Offering, now: datetime) -> Block | None:
+        """The backoff of a launch failed in ``offering`` (for every environment), in force."""
         block = self.backoff.blocks.get((None, offering))
-        return block.until if block is not None and block.active(now) else None
+        return block if block is not None and block.active(now) else None
 
     def rows(self) -> list[OfferingRow]:
         now = self.clock.now()
-        return [
-            OfferingRow(
-                o,
-                self.market[o],
-                self.refreshed_at.get(o, datetime.fromtimestamp(0, UTC)),
-                self.unavailable_until(o, now),
-            )
-            for o in sorted(self.market, key=lambda o: (o.zone, o.instance_type, o.charge_type))
-        ]
+        rows = []
+        for o in sorted(self.market, key=lambda o: (o.zone, o.instance_type, o.charge_type)):
+            block = self.blocked(o, now)
+            stamp = self.refreshed_at.get(o, datetime.fromtimestamp(0, UTC))
+            until = block.until if block is not None else None
+            rows.append(OfferingRow(o, self.market[o], stamp, until, block))
+        return rows

@@ -4,6 +4,15 @@ Validation and typed views of compute environments over the store; the store onl
 """
 
 from controller.service.environments import EnvironmentNotFound, Environments
+from controller.service.market import Market, OfferingView
 from controller.service.views import ActivityView, EnvironmentView, NodeView
 
-__all__ = ["ActivityView", "EnvironmentNotFound", "EnvironmentView", "Environments", "NodeView"]
+__all__ = [
+    "ActivityView",
+    "EnvironmentNotFound",
+    "EnvironmentView",
+    "Environments",
+    "Market",
+    "NodeView",
+    "OfferingView",
+]

@@ -18,7 +18,7 @@ import httpx
 from controller import health
 from controller.console import Console
 from controller.console.auth import from_hashes, hash_password
-from controller.service import Environments
+from controller.service import Environments, Market
 from controller.store.store import Store
 from tests.support.world import (
     World,
@@ -46,29 +46,33 @@ class Rig:
     store: Store
     world: World
     environments: Environments
+    sim: Any  # the simulator itself: its market is the ground truth of prices and stock
 
 
 @asynccontextmanager
 async def console_rig(
-    database_url: str, *, session_s: float = 3600.0, sim: Any = None
+    database_url: str, *, session_s: float = 3600.0, sim: Any = None, **overrides: Any
 ) -> AsyncIterator[Rig]:
+    """``overrides`` are the engine's settings (e.g. a long backoff to look at)."""
     simulator = sim or fast_simulator()
     with simulator_server(simulator) as sim_url:
-        settings = settings_for(database_url, sim_url)
+        settings = settings_for(database_url, sim_url, **overrides)
         store = await Store.open(database_url)
         world = World(sim_url)
         try:
             environments = Environments(store, settings.region)
             auth = from_hashes(hashed(PASSWORD), hashed(READ_ONLY_PASSWORD))
-            console = Console(environments, auth, session_s, sample_interval_s=0.5)
             async with running_engine(settings, store) as engine:
+                market = Market(engine.view.offerings)  # as the daemon wires it
+                console = Console(environments, auth, session_s, 0.5, market)
                 sock = health.bind("127.0.0.1:0")
                 port = sock.getsockname()[1]
                 stop = anyio.Event()
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(health.serve, engine.view, sock, stop, console)
                     try:
-                        yield Rig(f"http://127.0.0.1:{port}/console", store, world, environments)
+                        url = f"http://127.0.0.1:{port}/console"
+                        yield Rig(url, store, world, environments, simulator)
                     finally:
                         stop.set()
                         tg.cancel_scope.deadline = anyio.current_time() + 10

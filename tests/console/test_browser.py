@@ -8,14 +8,17 @@ delete. Every step is checked against the simulator's ground truth and the datab
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from playwright.async_api import Page, expect
 
 from controller.core.model import ENV_TAG
+from controller.service.billing import PAY_AS_YOU_GO_MODE, with_billing_mode
 from tests.console.rig import PASSWORD, READ_ONLY_PASSWORD, Rig, console_rig
 from tests.support.polling import eventually
+from tests.support.world import fast_simulator
 
 WAIT_MS = 30_000  # the engine on a shared 2-core machine: generous, never a timing assertion
 NAME = "guangzhou-spot"
@@ -203,4 +206,72 @@ async def test_a_read_only_login_sees_everything_and_has_nothing_to_change(
             await expect(page.get_by_role("link", name=name, exact=True)).to_have_count(0)
         await page.screenshot(path=screenshots / "read-only" / "detail.png", full_page=True)
         assert [i["Tags"][ENV_TAG] for i in await rig.world.alive(env.id)] == [env.id]
+        await page.close()
+
+
+async def test_the_market_page_and_the_create_forms_offers_in_a_browser(
+    sqlite_url: str, browser: Any, screenshots: Path
+) -> None:
+    sim = fast_simulator()
+    sim.world.pools[("ap-guangzhou-3", "SA5.MEDIUM4")].capacity = 0  # a launch there backs off
+    async with console_rig(sqlite_url, sim=sim, backoff_base_s=120, backoff_max_s=240) as rig:
+        # Pay-as-you-go: its capacity policy makes the engine ask both charge types of the zone.
+        spec = {
+            "name": "on-demand",
+            "zone": "ap-guangzhou-3",
+            "instance_type": "S2.MEDIUM4",
+            "image_id": "img-pmqg1cw7",
+            "max_price": "0.60",
+            "desired_count": 1,
+        }
+        await rig.environments.create(with_billing_mode(spec, PAY_AS_YOU_GO_MODE))
+        await rig.environments.create({**spec, "name": "sold-out", "instance_type": "SA5.MEDIUM4"})
+        page = await browser.new_page(viewport={"width": 1360, "height": 900})
+        await _log_in(page, rig, PASSWORD, screenshots / "market")
+        pool = rig.sim.world.pools[("ap-guangzhou-3", "SA2.MEDIUM4")]
+
+        # The create form follows the zone typed, and the billing mode chosen.
+        await page.get_by_role("link", name="Create", exact=True).click()
+        await expect(page.locator("#offers-none")).to_be_visible()
+        await page.get_by_label("Zone", exact=True).fill("ap-guangzhou-3")
+        offer = page.locator('#type-offers tr[data-type="SA2.MEDIUM4"]')
+        await expect(offer.locator(".spot-price")).to_have_text(str(pool.price), timeout=WAIT_MS)
+        await expect(offer.locator(".stock-class")).to_have_text(pool.status_category)
+        await expect(offer.locator(".on-demand-price")).to_have_count(0)
+        await page.get_by_label("Pay-as-you-go", exact=True).check()
+        await expect(offer.locator(".on-demand-price")).to_have_text(str(pool.on_demand_price))
+        await offer.get_by_role("button", name="Use").click()
+        await expect(page.get_by_label("Instance type", exact=True)).to_have_value("SA2.MEDIUM4")
+        await page.screenshot(path=screenshots / "market" / "create-offers.png", full_page=True)
+
+        # The Market page, from the nav; the charge type filter is sent when chosen.
+        await page.get_by_role("navigation").get_by_role("link", name="Market").click()
+        await expect(page.get_by_role("heading", name="Market")).to_be_visible()
+        row = page.locator('tr[data-offering="ap-guangzhou-3/SA2.MEDIUM4/SPOTPAID"]')
+        await expect(row.locator(".price")).to_have_text(str(pool.price))
+        await page.get_by_label("Charge type").select_option("POSTPAID_BY_HOUR")
+        await expect(page).to_have_url(re.compile(r"charge_type=POSTPAID_BY_HOUR"))
+        await expect(row).to_have_count(0)
+        on_demand = page.locator('tr[data-offering="ap-guangzhou-3/SA2.MEDIUM4/POSTPAID_BY_HOUR"]')
+        await expect(on_demand.locator(".price")).to_have_text(str(pool.on_demand_price))
+        await page.get_by_label("Charge type").select_option("SPOTPAID")
+        await expect(on_demand).to_have_count(0)
+        sold = page.locator('tr[data-offering="ap-guangzhou-3/SA5.MEDIUM4/SPOTPAID"]')
+        await expect(sold.locator(".backoff")).to_contain_text("capacity", timeout=WAIT_MS)
+        await expect(sold.locator(".until")).not_to_be_empty()
+        await expect(sold).to_contain_text("WithoutStock")
+        await page.screenshot(path=screenshots / "market" / "market-spot.png", full_page=True)
+        await page.get_by_label("Charge type").select_option("")
+        await expect(row).to_have_count(1)
+        await expect(on_demand).to_have_count(1)
+
+        # The rows refresh by themselves: a launch refused after the page loaded shows its
+        # backoff without a reload.
+        await page.evaluate("window.loadedOnce = true")
+        rig.sim.world.pools[("ap-guangzhou-3", "SA2.LARGE8")].capacity = 0
+        await rig.environments.create({**spec, "name": "later", "instance_type": "SA2.LARGE8"})
+        later = page.locator('tr[data-offering="ap-guangzhou-3/SA2.LARGE8/SPOTPAID"]')
+        await expect(later.locator(".backoff")).to_contain_text("capacity", timeout=WAIT_MS)
+        assert await page.evaluate("window.loadedOnce === true")
+        await page.screenshot(path=screenshots / "market" / "market.png", full_page=True)
         await page.close()

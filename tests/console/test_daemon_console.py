@@ -60,6 +60,14 @@ def test_run_simulate_serves_the_console_with_the_demo_password(tmp_path: Path) 
                 return 'data-env="demo"' in http.get("/environments").text
 
             assert wait_until(demo_listed, 30), "the demo environment is not on the list"
+
+            def priced() -> bool:  # the daemon's own offering cache reaches the form
+                offers = http.get("/market/types", params={"zone": "ap-guangzhou-3"}).text
+                return 'data-type="S2.MEDIUM4"' in offers
+
+            assert wait_until(priced, 30), "no price for the demo's zone in the Create form"
+            market = http.get("/market", params={"charge_type": "SPOTPAID"}).text
+            assert 'data-offering="ap-guangzhou-3/S2.MEDIUM4/SPOTPAID"' in market
         assert daemon.stop() == 0, daemon.stderr()
     finally:
         daemon.kill()
