@@ -7,7 +7,6 @@ this replica can do its job (database reachable and migrated, first observation 
 
 from __future__ import annotations
 
-import contextlib
 import socket
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
@@ -22,11 +21,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from controller import listening
 from controller.console import Console
 from controller.console import off as console_off
 from controller.core.model import NodeState
 from controller.core.placement import stock_level
-from controller.errors import ConfigError, SpotControllerError
+from controller.errors import SpotControllerError
 from controller.store import migrate
 from controller.store.database import check_connection
 
@@ -284,29 +284,9 @@ def build_app(
     )
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its signal handlers: the daemon owns SIGTERM and SIGINT."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 def bind(addr: str) -> socket.socket:
     """Bind ``host:port`` now, so a taken port is a clear one-line error at start."""
-    host, _, port = addr.rpartition(":")
-    host = host.strip("[]")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, int(port)))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(
-            f"SPOT_CONTROLLER_HTTP_ADDR: cannot listen on {addr}: {exc.strerror or exc}"
-        ) from None
-    return sock
+    return listening.bind(addr, "SPOT_CONTROLLER_HTTP_ADDR")
 
 
 async def serve(
@@ -319,7 +299,7 @@ async def serve(
     """Serve the listener on a bound socket until ``stop`` is set."""
     app = build_app(view, console, collectors)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    server = _Server(config)
+    server = listening.QuietServer(config)
     async with anyio.create_task_group() as tg:
         tg.start_soon(lambda: server.serve(sockets=[sock]))
         if console is not None:

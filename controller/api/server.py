@@ -9,11 +9,10 @@ an authenticated key is written to the audit log (table and a log line) with its
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
@@ -23,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from controller import listening
 from controller.api.actions import ACTIONS, ENV_ID, JOB_ACTIONS, MUTATING, Call
 from controller.api.catalog import Catalog
 from controller.api.keys import KeyRing, LiveKey
@@ -210,26 +210,7 @@ def build_app(server: ApiServer) -> Starlette:
 
 def bind(addr: str) -> socket.socket:
     """Bind ``host:port`` now, so a taken port is a clear one-line error at start."""
-    host, _, port = addr.rpartition(":")
-    host = host.strip("[]")
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, int(port)))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(
-            f"SPOT_CONTROLLER_API_ADDR: cannot listen on {addr}: {exc.strerror or exc}"
-        ) from None
-    return sock
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its signal handlers: the daemon owns SIGTERM and SIGINT."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+    return listening.bind(addr, "SPOT_CONTROLLER_API_ADDR")
 
 
 def check_tls(cert: str, key: str) -> None:
@@ -261,7 +242,7 @@ async def serve(
         ssl_certfile=tls_cert or None,
         ssl_keyfile=tls_key or None,
     )
-    uv = _Server(config)
+    uv = listening.QuietServer(config)
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(lambda: uv.serve(sockets=[sock]))
