@@ -35,6 +35,7 @@ from controller.reconcile.clock import Clock
 log = get_logger()
 
 PRICE_TTL_S = 60.0  # zones of a capacity policy (its spend cap reads prices)
+SOLD_OUT_LOOK_S = 15.0  # zones with a pool in a capacity backoff: 4 calls a minute each
 DEFAULT_REFRESH_S = 300.0
 
 
@@ -106,6 +107,8 @@ class OfferingCache:
         """Ask for the zones whose entries are older than their interval, then the pools a
         launch failed in since the last refresh (the backoff book's new blocks)."""
         wanted = needs(specs, self.refresh_s)
+        for key in self._sold_out_zones(wanted):
+            wanted[key] = min(wanted[key], SOLD_OUT_LOOK_S)
         now = self.clock.monotonic()
         asked: set[tuple[str, str]] = set()
         for (zone, charge_type), ttl in sorted(wanted.items()):
@@ -121,6 +124,19 @@ class OfferingCache:
             key = (offering.zone, offering.charge_type)
             if key in wanted and key not in asked:
                 await self._fetch(offering.zone, offering.charge_type, offering.instance_type)
+
+    def _sold_out_zones(self, wanted: Mapping[tuple[str, str], float]) -> list[tuple[str, str]]:
+        """(zone, charge type) with a pool in a capacity backoff: looked at more often, so the
+        way back (backoff_lifted) starts soon after the stock does."""
+        now = self.clock.now()
+        return sorted(
+            {
+                (offering.zone, offering.charge_type)
+                for (_, offering), block in self.backoff.blocks.items()
+                if block.kind == "capacity" and block.active(now)
+            }
+            & set(wanted)
+        )
 
     def _failed_since_last(self) -> list[Offering]:
         blocks = dict(self.backoff.blocks)
