@@ -26,7 +26,7 @@ from controller.cloud.client import CvmClient
 from controller.core.backoff import BackoffBook, Block
 from controller.core.events import Event
 from controller.core.instances import CHARGE_TYPES, SPOT, Offering, PoolOffering
-from controller.core.placement import MarketOffer
+from controller.core.placement import MarketOffer, stock_level
 from controller.core.spec import EnvironmentSpec
 from controller.errors import CloudError
 from controller.logs import get_logger
@@ -171,8 +171,8 @@ class OfferingCache:
         of a backoff that may have grown to SPOT_CONTROLLER_BACKOFF_MAX_S while it was gone."""
         for pool in pools:
             key = Offering(pool.zone, pool.instance_type, charge_type)
-            if not self.market[key].on_sale:
-                continue
+            if stock_level(self.market[key]) < 3:
+                continue  # only plenty (EnoughStock): a pool with a few left would fail again
             for block in self.backoff.market_shows_stock(key, asked_at):
                 log.info(
                     Event.BACKOFF_LIFTED,
