@@ -219,18 +219,7 @@ async def test_env_data_disks_network_and_login_reach_run_instances(
             "ap-guangzhou-4",
         )
 
-        async def one_alive() -> bool:
-            return len(await world.alive(env_id)) == 1
-
-        await eventually(one_alive, what="the instance launched")
-        [alive] = await world.alive(env_id)
-        query = json.dumps({"InstanceIds": [alive["InstanceId"]]}).encode()
-        sim = sim_url.removeprefix("http://")
-        shown = await signed_post(
-            sim, SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY, "DescribeInstances", query,
-            service="cvm",
-        )  # fmt: skip
-        [instance] = shown["InstanceSet"]
+        instance = await _the_one_instance(world, sim_url, env_id)
         assert instance["SystemDisk"]["DiskType"] == "CLOUD_PREMIUM"
         assert instance["SystemDisk"]["DiskSize"] == 100
         assert [(d["DiskType"], d["DiskSize"]) for d in instance["DataDisks"]] == [
@@ -275,18 +264,7 @@ async def test_instance_type_options_choose_from_the_market(
         row = await store.get_environment(env_id) or {}
         assert (row["instance_type"], row["instance_cpu"], row["instance_memory"]) == ("", 2, 4)
 
-        async def one_alive() -> bool:
-            return len(await world.alive(env_id)) == 1
-
-        await eventually(one_alive, what="the instance launched")
-        [alive] = await world.alive(env_id)
-        query = json.dumps({"InstanceIds": [alive["InstanceId"]]}).encode()
-        sim = sim_url.removeprefix("http://")
-        shown = await signed_post(
-            sim, SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY, "DescribeInstances", query,
-            service="cvm",
-        )  # fmt: skip
-        [instance] = shown["InstanceSet"]
+        instance = await _the_one_instance(world, sim_url, env_id)
         assert (instance["CPU"], instance["Memory"]) == (2, 4)
         info = await batch("DescribeComputeEnvCreateInfo", {"EnvId": env_id})
         assert info["EnvData"]["InstanceTypeOptions"]["CPU"] == 2
@@ -344,3 +322,21 @@ async def test_modify_renames_describes_and_retypes_and_create_infos_filter(
             {"Filters": [{"Name": "instance-charge-type", "Values": ["SPOTPAID"]}]},
         )
         assert {i["InstanceChargeType"] for i in configs["InstanceTypeQuotaSet"]} == {"SPOTPAID"}
+
+
+async def _the_one_instance(world: World, sim_url: str, env_id: str) -> dict[str, Any]:
+    """The environment's one instance once launched, as CVM's DescribeInstances shows it."""
+
+    async def one_alive() -> bool:
+        return len(await world.alive(env_id)) == 1
+
+    await eventually(one_alive, what="the instance launched")
+    [alive] = await world.alive(env_id)
+    query = json.dumps({"InstanceIds": [alive["InstanceId"]]}).encode()
+    sim = sim_url.removeprefix("http://")
+    shown = await signed_post(
+        sim, SIMULATOR_SECRET_ID, SIMULATOR_SECRET_KEY, "DescribeInstances", query,
+        service="cvm",
+    )  # fmt: skip
+    [instance] = shown["InstanceSet"]
+    return dict(instance)
